@@ -1,0 +1,1 @@
+"""aiinfra-digest: the application (settings, store, chat adapters, scheduler, CLI)."""

@@ -1,0 +1,177 @@
+"""The `aiinfra-digest` command line (see docs/interface.md).
+
+Exit status: 0 done; 1 a run that failed as a whole; 2 bad usage or bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import NoReturn
+
+from bot.repos import resolve_repo
+from bot.settings import Settings, SettingsError, load_settings
+from collectors.window import today, yesterday
+
+log = logging.getLogger("aiinfra_digest")
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        print(f"aiinfra-digest: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = _Parser(prog="aiinfra-digest", description="Daily AI-infra GitHub digest.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    collect = sub.add_parser("collect", help="collect one day's GitHub activity as JSON")
+    _day_and_repos(collect)
+    collect.add_argument("--sample", action="store_true", help="print the bundled sample day")
+    collect.add_argument("-o", "--output", help="write to FILE instead of stdout")
+
+    generate = sub.add_parser("generate", help="write the Chinese Markdown digest")
+    _day_and_repos(generate)
+    generate.add_argument("--activity", help="read collected activity JSON instead of GitHub")
+    generate.add_argument("--sample", action="store_true", help="use the bundled sample day")
+    generate.add_argument("-o", "--output", help="write to FILE instead of stdout")
+
+    post = sub.add_parser("post", help="deliver the day's digest once to every subscribed chat")
+    post.add_argument("--date", help="YYYY-MM-DD (default: yesterday)")
+
+    sub.add_parser("run", help="run the chat adapters and the daily scheduler")
+
+    db = sub.add_parser("db", help="database maintenance")
+    db.add_argument("action", choices=["upgrade"], help="apply migrations")
+
+    sub.add_parser("status", help="what happened today: digest, deliveries, failures")
+    return parser
+
+
+def _day_and_repos(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--date", help="YYYY-MM-DD (default: yesterday in DIGEST_TIMEZONE)")
+    parser.add_argument(
+        "--repo", action="append", default=[], help="owner/name or unique short name (repeatable)"
+    )
+
+
+def parse_day(value: str | None, settings: Settings) -> date:
+    """`--date` → a date; default yesterday; future or malformed dates are UsageError."""
+    if value is None:
+        return yesterday(settings.digest_timezone)
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--date: {value!r} is not a date in YYYY-MM-DD form") from None
+    if day > today(settings.digest_timezone):
+        raise UsageError(f"--date: {value} is in the future")
+    return day
+
+
+def pick_repos(names: Sequence[str], settings: Settings) -> list[str]:
+    """`--repo` values → tracked repositories in DIGEST_REPOS order; unknown ones are UsageError."""
+    if not names:
+        return list(settings.digest_repos)
+    chosen: list[str] = []
+    for name in names:
+        found = resolve_repo(name, settings.digest_repos)
+        if found.repo is None:
+            hint = f" (did you mean {', '.join(found.suggestions)}?)" if found.suggestions else ""
+            raise UsageError(f"--repo: {found.reason}{hint}")
+        chosen.append(found.repo)
+    return [repo for repo in settings.digest_repos if repo in chosen]
+
+
+def write_output(text: str, output: str | None) -> None:
+    """Write `text` to FILE or stdout."""
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _not_yet(name: str) -> int:
+    print(f"aiinfra-digest: '{name}' is not available yet", file=sys.stderr)
+    return 2
+
+
+async def _cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
+    from collectors.sample import load_sample
+
+    if args.sample:
+        write_output(load_sample().to_json() + "\n", args.output)
+        return 0
+    from bot.pipeline import collect_activity
+
+    day = parse_day(args.date, settings)
+    repos = pick_repos(args.repo, settings)
+    activity = await collect_activity(settings, day, repos)
+    write_output(activity.to_json() + "\n", args.output)
+    return 0
+
+
+async def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    return _not_yet("generate")
+
+
+async def _cmd_post(args: argparse.Namespace, settings: Settings) -> int:
+    return _not_yet("post")
+
+
+async def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    return _not_yet("run")
+
+
+async def _cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    return _not_yet("db upgrade")
+
+
+async def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    return _not_yet("status")
+
+
+COMMANDS = {
+    "collect": _cmd_collect,
+    "generate": _cmd_generate,
+    "post": _cmd_post,
+    "run": _cmd_run,
+    "db": _cmd_db,
+    "status": _cmd_status,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "httpcore", "openai", "telegram", "discord", "aiosqlite"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+        return asyncio.run(COMMANDS[args.command](args, settings))
+    except (SettingsError, UsageError) as exc:
+        print(f"aiinfra-digest: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

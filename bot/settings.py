@@ -1,0 +1,164 @@
+"""Settings of aiinfra-digest, read from the environment and `.env` (see docs in README)."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_REPOS: tuple[str, ...] = (
+    "deepseek-ai/DeepGEMM",
+    "deepseek-ai/FlashMLA",
+    "NVIDIA/cutlass",
+    "flashinfer-ai/flashinfer",
+    "Dao-AILab/flash-attention",
+    "sgl-project/sglang",
+    "vllm-project/vllm",
+    "NVIDIA/cutile-python",
+)
+
+DEFAULT_MODELS: tuple[str, ...] = (
+    "deepseek/deepseek-chat-v3-0324:free",
+    "qwen/qwen3-235b-a22b:free",
+    "openai/gpt-oss-120b:free",
+    "meta-llama/llama-3.3-70b-instruct:free",
+)
+
+REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+_ADMIN_RE = re.compile(r"^(telegram|discord):-?\d+$")
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def split_commas(value: object) -> object:
+    """Turn `a, b,c` into `["a", "b", "c"]`; lists pass through."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def parse_hhmm(value: str) -> time:
+    """Parse `HH:MM` (24-hour clock) or raise ValueError with a short reason."""
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ValueError(f"expected HH:MM between 00:00 and 23:59, got {value!r}")
+    return time(int(match[1]), int(match[2]))
+
+
+def is_repo_name(value: str) -> bool:
+    """True when `value` looks like a GitHub `owner/name`."""
+    return bool(REPO_RE.fullmatch(value)) and ".." not in value
+
+
+class Settings(BaseSettings):
+    """Every setting of docs/interface.md, plus tuning knobs with safe defaults."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    github_token: SecretStr | None = None
+    github_api_url: str = "https://api.github.com"
+    github_concurrency: int = Field(default=4, ge=1, le=64)
+    github_timeout: float = Field(default=30.0, gt=0)
+
+    openrouter_api_key: SecretStr | None = None
+    openrouter_base_url: str = "https://openrouter.ai/api/v1"
+    digest_models: CommaList = Field(default_factory=lambda: list(DEFAULT_MODELS))
+    llm_concurrency: int = Field(default=4, ge=1, le=64)
+    llm_requests_per_minute: float = Field(default=20.0, gt=0)
+    llm_timeout: float = Field(default=120.0, gt=0)
+    llm_input_token_budget: int = Field(default=6000, ge=500)
+
+    digest_repos: CommaList = Field(default_factory=lambda: list(DEFAULT_REPOS))
+    digest_timezone: str = "Asia/Shanghai"
+    digest_post_time: str = "09:00"
+
+    database_url: str = "sqlite+aiosqlite:///./data/aiinfra-digest.db"
+    cache_dir: str = "./data/cache"
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    discord_bot_token: SecretStr | None = None
+    discord_webhook_url: SecretStr | None = None
+    admin_user_ids: CommaList = Field(default_factory=list)
+
+    @field_validator("digest_models", "digest_repos", "admin_user_ids", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return split_commas(value)
+
+    @field_validator("digest_repos")
+    @classmethod
+    def _repos_are_owner_name(cls, value: list[str]) -> list[str]:
+        for repo in value:
+            if not is_repo_name(repo):
+                raise ValueError(f"{repo!r} is not an owner/name repository")
+        if not value:
+            raise ValueError("at least one repository is needed")
+        return list(dict.fromkeys(value))
+
+    @field_validator("digest_models")
+    @classmethod
+    def _models_not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one model is needed")
+        return value
+
+    @field_validator("digest_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("digest_post_time")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        return parse_hhmm(value).strftime("%H:%M")
+
+    @field_validator("admin_user_ids")
+    @classmethod
+    def _admins(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not _ADMIN_RE.fullmatch(entry):
+                raise ValueError(f"{entry!r} is not telegram:<id> or discord:<id>")
+        return value
+
+    @field_validator("github_api_url", "openrouter_base_url", "telegram_api_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The configured time zone."""
+        return ZoneInfo(self.digest_timezone)
+
+    @property
+    def post_time(self) -> time:
+        """The default local posting time."""
+        return parse_hhmm(self.digest_post_time)
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message is one line naming the variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning a validation error into a one-line SettingsError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{name}: {message}") from None

@@ -1,0 +1,1 @@
+"""GitHub activity of one calendar day; knows nothing of models or chats."""

@@ -1,0 +1,1 @@
+"""Activity to a Chinese digest; knows nothing of chat platforms."""
