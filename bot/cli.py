@@ -14,8 +14,11 @@ from datetime import date
 from pathlib import Path
 from typing import NoReturn
 
+from pydantic import ValidationError
+
 from bot.repos import resolve_repo
 from bot.settings import Settings, SettingsError, load_settings
+from collectors.activity import DayActivity
 from collectors.window import today, yesterday
 
 log = logging.getLogger("aiinfra_digest")
@@ -123,8 +126,62 @@ async def _cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def read_activity(path: str) -> DayActivity:
+    """Read collected activity JSON; a missing or malformed file is a UsageError."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--activity: cannot read {path}: {exc.strerror}") from None
+    try:
+        return DayActivity.from_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "file"
+        raise UsageError(
+            f"--activity: {path} is not activity JSON ({where}: {first['msg']})"
+        ) from None
+
+
+def _digest_order(activity: DayActivity, names: Sequence[str], settings: Settings) -> list[str]:
+    """The repositories of a digest: `--repo` picks, else the file's, in DIGEST_REPOS order."""
+    if names:
+        return pick_repos(names, settings)
+    order = {repo.lower(): i for i, repo in enumerate(settings.digest_repos)}
+    present = [repo.repo for repo in activity.repos]
+    return sorted(present, key=lambda repo: order.get(repo.lower(), len(order)))
+
+
 async def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    return _not_yet("generate")
+    from bot.pipeline import collect_activity, file_cache, make_composer, make_llm
+    from collectors.sample import load_sample
+    from summarizer.digest import render_markdown
+
+    if args.sample and args.activity:
+        raise UsageError("--sample and --activity cannot be used together")
+    if args.sample or args.activity:
+        activity = load_sample() if args.sample else read_activity(args.activity)
+        if args.date and parse_day(args.date, settings) != activity.day:
+            raise UsageError(f"--date: the activity is of {activity.day}, not {args.date}")
+        repos = _digest_order(activity, args.repo, settings)
+    else:
+        repos = pick_repos(args.repo, settings)
+        activity = await collect_activity(settings, parse_day(args.date, settings), repos)
+    llm = make_llm(settings)
+    if llm is None:
+        log.info("OPENROUTER_API_KEY is not set: the digest is written without a model")
+    cache = file_cache(settings) if llm is not None else None
+    try:
+        digest = await make_composer(settings, llm, cache).compose(activity, repos)
+    finally:
+        if llm is not None:
+            await llm.aclose()
+        if cache is not None:
+            cache.close()
+    for section in digest.sections:
+        if section.reason:
+            log.warning("%s: %s", section.repo, section.reason)
+    write_output(render_markdown(digest), args.output)
+    return 0
 
 
 async def _cmd_post(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,14 +1,184 @@
-"""A day's run: collect → summarize → archive."""
+"""A day's run: collect → summarize → archive, shared by the CLI, scheduler and chat commands."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.settings import Settings
 from collectors.activity import DayActivity
+from collectors.cache import FileCache, KeyValueCache
+from collectors.collect import collect_day
+from collectors.github import GitHubClient
+from summarizer.compose import Composer
+from summarizer.digest import Digest
+from summarizer.llm import LLMClient
+
+if TYPE_CHECKING:
+    from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def file_cache(settings: Settings) -> FileCache:
+    """The on-disk cache (ETags, sections) used when no database store is at hand."""
+    return FileCache(Path(settings.cache_dir) / "cache.sqlite3")
+
+
+def make_github(settings: Settings, cache: KeyValueCache | None) -> GitHubClient:
+    """A GitHub client configured from the settings."""
+    token = settings.github_token.get_secret_value() if settings.github_token else None
+    return GitHubClient(
+        settings.github_api_url,
+        token,
+        cache,
+        concurrency=settings.github_concurrency,
+        timeout=settings.github_timeout,
+    )
+
+
+def make_llm(settings: Settings) -> LLMClient | None:
+    """The model client, or None without OPENROUTER_API_KEY (structured digests only)."""
+    if settings.openrouter_api_key is None:
+        return None
+    return LLMClient(
+        api_key=settings.openrouter_api_key.get_secret_value(),
+        base_url=settings.openrouter_base_url,
+        models=settings.digest_models,
+        concurrency=settings.llm_concurrency,
+        requests_per_minute=settings.llm_requests_per_minute,
+        timeout=settings.llm_timeout,
+    )
+
+
+def make_composer(
+    settings: Settings, llm: LLMClient | None, cache: KeyValueCache | None
+) -> Composer:
+    """A composer configured from the settings."""
+    return Composer(
+        llm=llm,
+        cache=cache,
+        token_budget=settings.llm_input_token_budget,
+        concurrency=settings.llm_concurrency,
+    )
 
 
 async def collect_activity(settings: Settings, day: date, repos: Sequence[str]) -> DayActivity:
-    """Collect `day` for `repos` from GitHub with the configured client."""
-    raise NotImplementedError("the collector lands with issue 2")
+    """Collect `day` for `repos` from GitHub with the configured client and the file cache."""
+    cache = file_cache(settings)
+    try:
+        async with make_github(settings, cache) as github:
+            return await collect_day(github, repos, day, settings.digest_timezone)
+    finally:
+        cache.close()
+
+
+def run_errors(activity: DayActivity, digest: Digest) -> list[str]:
+    """Operator-facing errors of a run: failed collections and sections written without a model."""
+    errors = [f"collect {repo.repo}: {repo.error}" for repo in activity.repos if repo.error]
+    errors += [
+        f"section {section.repo}: {section.reason}"
+        for section in digest.sections
+        if section.reason and section.written_by != "error"
+    ]
+    return errors
+
+
+class Pipeline:
+    """Digests by day: from the archive, else collected and written once (shared by callers)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        github: GitHubClient,
+        composer: Composer,
+        memory: int = 8,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._github = github
+        self._composer = composer
+        self._memory = memory
+        self._days: OrderedDict[date, tuple[Digest, DayActivity]] = OrderedDict()
+        self._inflight: dict[date, asyncio.Task[tuple[Digest, DayActivity]]] = {}
+        self._subsets: dict[tuple[date, tuple[str, ...]], Digest] = {}
+
+    async def has_digest(self, day: date) -> bool:
+        """True when the day's digest is archived."""
+        return day in self._days or await self._store.load_digest(day) is not None
+
+    async def latest_day(self) -> date | None:
+        """The newest archived day."""
+        return await self._store.latest_day()
+
+    async def day(self, day: date) -> tuple[Digest, DayActivity]:
+        """The full digest of `day` and its activity; generated once however many ask at once."""
+        if day in self._days:
+            self._days.move_to_end(day)
+            return self._days[day]
+        task = self._inflight.get(day)
+        if task is None:
+            task = asyncio.create_task(self._load_or_generate(day))
+            self._inflight[day] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(day, None))
+        result = await asyncio.shield(task)
+        self._remember(day, result)
+        return result
+
+    async def digest_for(self, day: date, repos: Sequence[str] | None) -> Digest:
+        """The digest of `day` for `repos` (None: all tracked), its summary written for that set."""
+        digest, activity = await self.day(day)
+        wanted = tuple(r for r in (repos or ()) if activity.repo(r) is not None)
+        if (
+            repos is None
+            or not wanted
+            or {r.lower() for r in wanted} == {s.repo.lower() for s in digest.sections}
+        ):
+            return digest
+        key = (day, wanted)
+        if key not in self._subsets:
+            if len(self._subsets) > 256:
+                self._subsets.clear()
+            self._subsets[key] = await self._composer.compose(activity, wanted)
+        return self._subsets[key]
+
+    async def regenerate(self, day: date) -> Digest:
+        """Collect and write `day` again (cached sections make unchanged repositories free)."""
+        self._days.pop(day, None)
+        self._subsets = {k: v for k, v in self._subsets.items() if k[0] != day}
+        digest, activity = await self._generate(day)
+        self._remember(day, (digest, activity))
+        return digest
+
+    def _remember(self, day: date, value: tuple[Digest, DayActivity]) -> None:
+        self._days[day] = value
+        self._days.move_to_end(day)
+        while len(self._days) > self._memory:
+            self._days.popitem(last=False)
+
+    async def _load_or_generate(self, day: date) -> tuple[Digest, DayActivity]:
+        digest = await self._store.load_digest(day)
+        activity = await self._store.load_activity(day)
+        if digest is not None and activity is not None:
+            return digest, activity
+        return await self._generate(day)
+
+    async def _generate(self, day: date) -> tuple[Digest, DayActivity]:
+        log.info("generating the digest of %s", day)
+        activity = await collect_day(
+            self._github, self._settings.digest_repos, day, self._settings.digest_timezone
+        )
+        digest = await self._composer.compose(activity, self._settings.digest_repos)
+        await self._store.save_digest(digest, activity)
+        errors = run_errors(activity, digest)
+        await self._store.record_run(day, errors)
+        for error in errors:
+            log.warning("%s: %s", day, error)
+        return digest, activity
