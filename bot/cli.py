@@ -117,10 +117,10 @@ async def _cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
     if args.sample:
         write_output(load_sample().to_json() + "\n", args.output)
         return 0
-    from bot.pipeline import collect_activity
-
     day = parse_day(args.date, settings)
     repos = pick_repos(args.repo, settings)
+    from bot.pipeline import collect_activity
+
     activity = await collect_activity(settings, day, repos)
     write_output(activity.to_json() + "\n", args.output)
     return 0
@@ -152,20 +152,25 @@ def _digest_order(activity: DayActivity, names: Sequence[str], settings: Setting
 
 
 async def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.pipeline import collect_activity, file_cache, make_composer, make_llm
     from collectors.sample import load_sample
-    from summarizer.digest import render_markdown
 
     if args.sample and args.activity:
         raise UsageError("--sample and --activity cannot be used together")
+    activity: DayActivity | None = None
     if args.sample or args.activity:
         activity = load_sample() if args.sample else read_activity(args.activity)
         if args.date and parse_day(args.date, settings) != activity.day:
             raise UsageError(f"--date: the activity is of {activity.day}, not {args.date}")
         repos = _digest_order(activity, args.repo, settings)
     else:
+        day = parse_day(args.date, settings)
         repos = pick_repos(args.repo, settings)
-        activity = await collect_activity(settings, parse_day(args.date, settings), repos)
+    # Imported only after the input is checked, so bad input is answered even offline.
+    from bot.pipeline import collect_activity, file_cache, make_composer, make_llm
+    from summarizer.digest import render_markdown
+
+    if activity is None:
+        activity = await collect_activity(settings, day, repos)
     llm = make_llm(settings)
     if llm is None:
         log.info("OPENROUTER_API_KEY is not set: the digest is written without a model")
