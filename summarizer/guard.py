@@ -1,0 +1,351 @@
+"""Guards applied to every text a model (or a GitHub user) wrote before readers see it.
+
+Grounding: a link survives only when it points at something in the collected activity; the
+rest keep their text and lose the link. Mentions can never ping (`@everyone`, `@here`,
+`@user`, Discord `<@123>` / `<@&123>`): a zero-width space goes after the `@`. Raw HTML is
+stripped, headings become bold (a section lives under the digest's own `###`), and a whole
+answer wrapped in a code fence is unwrapped. Also: tolerant JSON parsing and `looks_chinese`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from collectors.activity import RepoActivity
+
+GITHUB = "https://github.com"
+ZWSP = "\u200b"
+
+# ---------------------------------------------------------------- links and grounding
+
+# A Markdown inline link or image: [text](url) / [text](url "title") / ![alt](url).
+# The text may hold one level of nested brackets (e.g. "[[Kernel] fix](url)").
+_MD_LINK = re.compile(
+    r"(?P<bang>!?)\[(?P<text>(?:[^\[\]]|\[[^\[\]]*\])*)\]"
+    r"\(\s*<?(?P<url>[^\s()<>]*(?:\([^\s()<>]*\)[^\s()<>]*)*)>?(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)"
+)
+# <https://…> autolinks, and bare URLs (what chat apps turn into links on their own).
+_AUTOLINK = re.compile(r"<(?P<url>[a-zA-Z][a-zA-Z0-9+.-]*:[^\s<>]+)>")
+_BARE_URL = re.compile(
+    r"(?<![A-Za-z0-9+.\-])(?P<url>(?:https?|ftp|tg|mailto|javascript|file|data):[^\s<>\[\]()\"'`]*[^\s<>\[\]()\"'`.,;:!?，。；：！？）】」』])",
+    re.IGNORECASE,
+)
+_WWW = re.compile(r"(?<![\w/.@])(?P<url>www\.[^\s<>\[\]()\"'`]+[^\s<>\[\]()\"'`.,;:!?，。])")
+# [label]: url   (reference-style link definitions)
+_REF_DEF = re.compile(r"^[ \t]{0,3}\[[^\]]+\]:\s*\S+.*$", re.MULTILINE)
+# [text][label] references whose definitions were removed: keep the text.
+_REF_USE = re.compile(r"\[(?P<text>[^\[\]]+)\]\[[^\[\]]*\]")
+
+# What is left of a link whose URL was removed: [text]()
+_EMPTY_LINK = re.compile(r"!?\[(?P<text>[^\[\]]*)\]\(\s*\)")
+
+_GH_ITEM = re.compile(
+    r"^https://github\.com/(?P<repo>[^/]+/[^/]+)/(?P<kind>pull|issues|commit|releases/tag)/"
+    r"(?P<ref>[^/?#]+)$",
+    re.IGNORECASE,
+)
+
+
+def _normalise_url(url: str) -> str:
+    """Compare URLs without fragment, query, trailing slash or case of scheme and host."""
+    url = url.strip().split("#", 1)[0].split("?", 1)[0].rstrip("/")
+    match = re.match(r"^(https?)://([^/]+)(.*)$", url, re.IGNORECASE)
+    if not match:
+        return url
+    scheme, host, rest = match.groups()
+    return f"{scheme.lower()}://{host.lower()}{rest}"
+
+
+def allowed_links(activity: RepoActivity) -> set[str]:
+    """URLs of the activity's releases, PRs, issues and commits, plus the repository's own URL."""
+    urls = {f"{GITHUB}/{activity.repo}"}
+    urls.update(release.url for release in activity.releases)
+    urls.update(pull.url for pull in activity.merged_pulls)
+    urls.update(pull.url for pull in activity.opened_pulls)
+    urls.update(issue.url for issue in activity.opened_issues)
+    urls.update(commit.url for commit in activity.commits)
+    return {_normalise_url(url) for url in urls if url}
+
+
+class _Grounding:
+    """Decides whether a URL is grounded, and gives its canonical form when it is."""
+
+    def __init__(self, allowed: set[str]) -> None:
+        self._exact: dict[str, str] = {}
+        # (repo, number) → canonical URL: a PR written as /issues/N (GitHub redirects) still counts.
+        self._numbers: dict[tuple[str, str], str] = {}
+        self._commits: list[tuple[str, str, str]] = []  # (repo, full sha, canonical URL)
+        for url in allowed:
+            norm = _normalise_url(url)
+            self._exact[norm.lower()] = norm
+            match = _GH_ITEM.match(norm)
+            if not match:
+                continue
+            repo, kind, ref = match["repo"].lower(), match["kind"].lower(), match["ref"]
+            if kind in ("pull", "issues"):
+                self._numbers[(repo, ref)] = norm
+            elif kind == "commit":
+                self._commits.append((repo, ref.lower(), norm))
+
+    def canonical(self, url: str) -> str | None:
+        """The allowed URL that `url` denotes, or None when it is not grounded."""
+        norm = _normalise_url(url)
+        if not re.match(r"^https?://", norm, re.IGNORECASE):
+            return None
+        found = self._exact.get(norm.lower())
+        if found is not None:
+            return found
+        match = _GH_ITEM.match(norm)
+        if not match:
+            return None
+        repo, kind, ref = match["repo"].lower(), match["kind"].lower(), match["ref"]
+        if kind in ("pull", "issues"):
+            return self._numbers.get((repo, ref))
+        if kind == "commit" and len(ref) >= 7 and re.fullmatch(r"[0-9a-fA-F]+", ref):
+            # Models like short SHAs; accept a unique prefix of a collected commit.
+            hits = [c for r, sha, c in self._commits if r == repo and sha.startswith(ref.lower())]
+            return hits[0] if len(hits) == 1 else None
+        return None
+
+
+def _strip_bare_urls(text: str, grounding: _Grounding) -> str:
+    def bare(match: re.Match[str]) -> str:
+        url = match["url"]
+        return url if grounding.canonical(url) is not None else ""
+
+    text = _AUTOLINK.sub(lambda m: bare(m) and f"<{m['url']}>", text)
+    text = _BARE_URL.sub(bare, text)
+    return _WWW.sub(lambda m: "", text)
+
+
+def ground_links(text: str, allowed: set[str]) -> str:
+    """Keep links to allowed URLs (canonicalised); others lose the link but keep their text."""
+    grounding = _Grounding(allowed)
+    kept: list[str] = []
+
+    def link(match: re.Match[str]) -> str:
+        label = _strip_bare_urls(match["text"], grounding).strip()
+        if match["bang"]:  # images never reach chats; their alt text may
+            return label
+        url = grounding.canonical(match["url"])
+        if url is None or not label:
+            return label
+        kept.append(f"[{label}]({url})")
+        return f"\x00{len(kept) - 1}\x00"
+
+    text = _REF_DEF.sub("", text)
+    text = _REF_USE.sub(lambda m: m["text"], text)
+    text = _MD_LINK.sub(link, text.replace("\x00", ""))
+    text = _strip_bare_urls(text, grounding)
+    text = _EMPTY_LINK.sub(lambda m: m["text"], text)
+    return re.sub(r"\x00(\d+)\x00", lambda m: kept[int(m[1])], text)
+
+
+# ---------------------------------------------------------------- mentions
+
+# @everyone / @here ping wherever they stand on Discord; break them unconditionally.
+_MASS_MENTION = re.compile(r"@(?!\u200b)(?=(?:everyone|here|all|channel)\b)", re.IGNORECASE)
+# @user (Telegram, Discord, Slack-like), <@123>, <@!123>, <@&123>: not after a Latin word
+# character, so e-mail addresses stay as they are.
+_USER_MENTION = re.compile(r"(?<![A-Za-z0-9_.+\-])@(?!\u200b)(?=[\w!&])")
+
+
+def neutralise_mentions(text: str) -> str:
+    """Make every @-mention inert by putting a zero-width space right after its `@`."""
+    text = text.replace("\uff20", "@")  # a full-width @ is read as @ by some clients
+    text = _MASS_MENTION.sub("@" + ZWSP, text)
+    return _USER_MENTION.sub("@" + ZWSP, text)
+
+
+# ---------------------------------------------------------------- HTML, headings, fences
+
+_HTML_TAGS = (
+    "a abbr address article aside audio b base bdi bdo big blink blockquote body br button "
+    "canvas caption center cite code col colgroup data dd del details dfn dialog div dl dt em "
+    "embed fieldset figcaption figure font footer form frame frameset h1 h2 h3 h4 h5 h6 head "
+    "header hr html i iframe img input ins kbd label legend li link main map mark marquee meta "
+    "meter nav noscript object ol optgroup option output p param picture pre progress q rp rt "
+    "ruby s samp script section select small source span strike strong style sub summary sup "
+    "svg table tbody td template textarea tfoot th thead time title tr track tt u ul var video "
+    "wbr"
+)
+_DROP_WITH_CONTENT = re.compile(
+    r"<(script|style|iframe|object|embed|template|svg)\b[^>]*>.*?</\1\s*>",
+    re.IGNORECASE | re.DOTALL,
+)
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_TAG = re.compile(
+    r"</?(?:" + "|".join(_HTML_TAGS.split()) + r")\b(?:[^>\"']|\"[^\"]*\"|'[^']*')*/?>",
+    re.IGNORECASE,
+)
+_FENCE_LINE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
+_INLINE_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1")
+_HEADING = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+(?P<text>.*?)[ \t#]*$")
+_WHOLE_FENCE = re.compile(
+    r"^\s*(?P<fence>`{3,}|~{3,})[ \t]*(?:markdown|md|text|)[ \t]*\n"
+    r"(?P<body>.*)\n[ \t]*(?P=fence)\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def strip_html(text: str) -> str:
+    """Remove raw HTML tags and comments (keeping their text); `<br>` becomes a line break."""
+    text = _DROP_WITH_CONTENT.sub("", text)
+    text = _HTML_COMMENT.sub("", text)
+    text = _BREAK.sub("\n", text)
+    return _TAG.sub("", text)
+
+
+def _outside_code(text: str, fix: Callable[[str], str]) -> str:
+    """Apply `fix` to the prose of `text`, leaving fenced blocks and inline code untouched."""
+    segments: list[tuple[bool, list[str]]] = []  # (is_code, lines)
+    fence: str | None = None
+    for line in text.split("\n"):
+        match = _FENCE_LINE.match(line)
+        is_code = fence is not None or match is not None
+        if fence is not None:
+            if match and match[1][0] == fence[0] and len(match[1]) >= len(fence):
+                fence = None
+        elif match:
+            fence = match[1]
+        if segments and segments[-1][0] == is_code:
+            segments[-1][1].append(line)
+        else:
+            segments.append((is_code, [line]))
+    out: list[str] = []
+    for is_code, lines in segments:
+        chunk = "\n".join(lines)
+        if is_code:
+            out.append(chunk)
+            continue
+        out.append(_outside_inline_code(chunk, fix))
+    return "\n".join(out)
+
+
+def _outside_inline_code(prose: str, fix: Callable[[str], str]) -> str:
+    spans: list[str] = []
+
+    def hold(match: re.Match[str]) -> str:
+        spans.append(match.group(0))
+        return f"\x01{len(spans) - 1}\x01"
+
+    fixed = fix(_INLINE_CODE.sub(hold, prose.replace("\x01", "")))
+    return re.sub(r"\x01(\d+)\x01", lambda m: spans[int(m[1])], fixed)
+
+
+def downgrade_headings(text: str) -> str:
+    """Turn Markdown headings into bold lines (the digest owns the heading levels)."""
+    out: list[str] = []
+    fence: str | None = None
+    for line in text.split("\n"):
+        match = _FENCE_LINE.match(line)
+        if fence is not None:
+            if match and match[1][0] == fence[0] and len(match[1]) >= len(fence):
+                fence = None
+            out.append(line)
+            continue
+        if match:
+            fence = match[1]
+            out.append(line)
+            continue
+        heading = _HEADING.match(line)
+        if heading:
+            title = heading["text"].strip().strip("*").strip()
+            out.append(f"**{title}**" if title else "")
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def unwrap_fence(text: str) -> str:
+    """A whole answer wrapped in one ```markdown fence → its content."""
+    match = _WHOLE_FENCE.match(text)
+    return match["body"] if match else text
+
+
+def _close_open_fence(text: str) -> str:
+    """A fence the model never closed would swallow the rest of the digest: close it."""
+    fence: str | None = None
+    for line in text.split("\n"):
+        match = _FENCE_LINE.match(line)
+        if not match:
+            continue
+        if fence is None:
+            fence = match[1]
+        elif match[1][0] == fence[0] and len(match[1]) >= len(fence):
+            fence = None
+    return text if fence is None else f"{text}\n{fence}"
+
+
+def clean_model_markdown(text: str, allowed_links: set[str]) -> str:
+    """Everything readers may see of a model's (or GitHub user's) Markdown, made safe."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    text = unwrap_fence(text)
+    text = _close_open_fence(text)
+    text = _outside_code(text, strip_html)
+    text = downgrade_headings(text)
+    text = ground_links(text, allowed_links)
+    text = neutralise_mentions(text)
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+# ---------------------------------------------------------------- JSON
+
+_JSON_FENCE = re.compile(
+    r"(`{3,}|~{3,})[ \t]*(?:json|javascript|js)?[ \t]*\n(.*?)\n[ \t]*\1", re.DOTALL | re.IGNORECASE
+)
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    """The first JSON object in `text`, tolerating code fences and prose around it.
+
+    Raises ValueError with a short reason when there is none.
+    """
+    text = text.strip().lstrip("\ufeff")
+    candidates = [text]
+    candidates += [match[2] for match in _JSON_FENCE.finditer(text)]
+    decoder = json.JSONDecoder()
+    for candidate in candidates:
+        try:
+            value = json.loads(candidate)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            return value
+    for candidate in candidates:
+        for start in (i for i, char in enumerate(candidate) if char == "{"):
+            try:
+                value, _end = decoder.raw_decode(candidate, start)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                return value
+    raise ValueError("no JSON object found in the answer")
+
+
+# ---------------------------------------------------------------- language
+
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_KANA_HANGUL = re.compile("[\u3040-\u30ff\uac00-\ud7af]")
+_LATIN = re.compile("[A-Za-z]")
+_NOT_PROSE = re.compile(r"`[^`]*`|\]\([^)]*\)|https?://\S+")
+
+
+def looks_chinese(text: str) -> bool:
+    """True when the prose is Chinese (English technical terms allowed), not English or Japanese.
+
+    Code spans and URLs are ignored; Han characters must be at least a fifth of the letters.
+    """
+    prose = _NOT_PROSE.sub(" ", text)
+    han = len(_HAN.findall(prose))
+    if han < 2:
+        return False
+    if len(_KANA_HANGUL.findall(prose)) * 4 > han:
+        return False
+    latin = len(_LATIN.findall(prose))
+    return han >= 0.2 * (han + latin)
