@@ -1,0 +1,448 @@
+"""One repository-day → RepoActivity, with few requests.
+
+Per repository: the commits of the window (`commits?since=&until=`, default branch), one
+`issues?since=&state=all` listing that yields issues *and* pull requests (with `merged_at`), the
+newest releases, and one detail call per commit of the window. The day's line totals are the sum of
+per-commit stats (what GitHub shows on each commit, and what `truth.json` of the recording holds);
+the compare API gives the *net* diff of a range, which is smaller whenever two commits touch the
+same lines, so it only serves as a flagged fallback beyond `Limits.commit_details`. Commit details
+are immutable, so a re-run serves them from the ETag cache without asking; the listings are
+conditional requests, answered 304 when nothing changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from collectors.activity import (
+    Commit,
+    DayActivity,
+    FileChange,
+    Issue,
+    PullRequest,
+    Release,
+    RepoActivity,
+    Totals,
+)
+from collectors.github import GitHubClient, GitHubError, Paged
+from collectors.window import DayWindow, day_window
+from collectors.wire import GhCommit, GhCompare, GhFile, GhIssue, GhRelease
+
+log = logging.getLogger(__name__)
+
+_SQUASH_PR = re.compile(r"\(#(\d+)\)")
+_MERGE_PR = re.compile(r"^Merge pull request #(\d+)")
+_CUT = "\n…"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What is cut for size (and flagged in `RepoActivity.truncated`)."""
+
+    body_chars: int = 2000
+    release_body_chars: int = 6000
+    message_chars: int = 4000
+    patch_chars: int = 3000
+    commit_patch_chars: int = 30_000
+    commit_details: int = 200
+    issue_pages: int = 30
+    release_pages: int = 5
+
+
+LIMITS = Limits()
+
+
+async def collect_day(
+    github: GitHubClient, repos: Sequence[str], day: date, timezone: str
+) -> DayActivity:
+    """Collect `day` (a calendar day in `timezone`) for every repository; failures are per repo."""
+    window = day_window(day, timezone)
+    activities = await asyncio.gather(*(collect_repo(github, repo, window) for repo in repos))
+    stats = github.stats
+    log.info(
+        "collected %s (%s) for %d repositories: %d requests, %d rate-limited, %d not modified",
+        day,
+        timezone,
+        len(repos),
+        stats.requests,
+        stats.rate_limited,
+        stats.not_modified,
+    )
+    return DayActivity(
+        day=day, timezone=timezone, window_utc=(window.start, window.end), repos=list(activities)
+    )
+
+
+async def collect_repo(
+    github: GitHubClient, repo: str, window: DayWindow, *, limits: Limits = LIMITS
+) -> RepoActivity:
+    """The activity of `repo` in `window`; any failure becomes `RepoActivity.failed`."""
+    try:
+        return await _RepoDay(github, repo, window, limits).collect()
+    except GitHubError as exc:
+        if exc.status == 404:
+            return RepoActivity.failed(repo, "repository not found, or private (GitHub 404)")
+        return RepoActivity.failed(repo, str(exc))
+    except ValidationError as exc:
+        return RepoActivity.failed(
+            repo, f"unexpected response shape from GitHub ({exc.error_count()} errors)"
+        )
+    except Exception as exc:
+        # A bug must not take the other repositories down; log it with its traceback.
+        log.exception("collecting %s failed", repo)
+        return RepoActivity.failed(repo, f"unexpected error: {type(exc).__name__}: {exc}")
+
+
+def pull_number(message: str) -> int | None:
+    """The pull request of a commit: `Title (#1234)` (squash) or `Merge pull request #1234`."""
+    headline = message.split("\n", 1)[0]
+    merge = _MERGE_PR.match(headline)
+    if merge:
+        return int(merge.group(1))
+    squash = _SQUASH_PR.findall(headline)
+    return int(squash[-1]) if squash else None
+
+
+def _iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class _Cuts:
+    """Counts of what was cut, turned into `truncated` notes."""
+
+    bodies: int = 0
+    messages: int = 0
+    patches_cut: int = 0
+    patches_left_out: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def text(self, value: str | None, limit: int, kind: str = "bodies") -> str:
+        value = value or ""
+        if len(value) <= limit:
+            return value
+        setattr(self, kind, getattr(self, kind) + 1)
+        return value[:limit].rstrip() + _CUT
+
+    def summary(self, limits: Limits) -> list[str]:
+        notes = list(self.notes)
+        if self.bodies:
+            notes.append(f"{self.bodies} bodies or release notes cut to an excerpt")
+        if self.messages:
+            notes.append(f"{self.messages} commit messages cut to {limits.message_chars:,} chars")
+        if self.patches_cut:
+            notes.append(f"{self.patches_cut} file patches cut to {limits.patch_chars:,} chars")
+        if self.patches_left_out:
+            notes.append(
+                f"{self.patches_left_out} file patches left out "
+                f"(over {limits.commit_patch_chars:,} chars of patch per commit)"
+            )
+        return notes
+
+
+@dataclass(frozen=True)
+class _Sized:
+    """A commit of the window with its detail (None beyond the detail limit)."""
+
+    listed: GhCommit
+    committed_at: datetime
+    detail: GhCommit | None
+
+
+class _RepoDay:
+    """The requests and conversions of one repository-day."""
+
+    def __init__(self, github: GitHubClient, repo: str, window: DayWindow, limits: Limits) -> None:
+        self._github = github
+        self._repo = repo
+        self._window = window
+        self._limits = limits
+        self._base = f"repos/{repo}"
+        self._cuts = _Cuts()
+
+    async def collect(self) -> RepoActivity:
+        listed = await asyncio.gather(
+            self._list_commits(),
+            self._list_issues(),
+            self._list_releases(),
+            return_exceptions=True,
+        )
+        for result in listed:
+            if isinstance(result, BaseException):
+                raise result
+        commits_raw, issues, releases = listed
+        assert isinstance(commits_raw, list)
+        assert isinstance(issues, list)
+        assert isinstance(releases, list)
+        sized = await self._details(commits_raw)
+        commits = [self._commit(item) for item in sized]
+        totals = await self._totals(sized)
+        return RepoActivity(
+            repo=self._repo,
+            releases=releases,
+            merged_pulls=self._merged(issues, commits),
+            opened_pulls=self._opened(issues, pulls=True),
+            opened_issues=[self._issue(i) for i in self._opened(issues, pulls=False)],
+            commits=commits,
+            totals=totals,
+            truncated=self._cuts.summary(self._limits),
+        )
+
+    # -- listings ---------------------------------------------------------------------------
+
+    async def _list_commits(self) -> list[tuple[GhCommit, datetime]]:
+        params = {"since": _iso(self._window.start), "until": _iso(self._window.end)}
+        try:
+            paged = await self._github.paginate(f"{self._base}/commits", params)
+        except GitHubError as exc:
+            if exc.status == 409:  # "Git Repository is empty."
+                return []
+            raise
+        found: list[tuple[GhCommit, datetime]] = []
+        for raw in paged.items:
+            commit = GhCommit.model_validate(raw)
+            when = _committed_at(commit)
+            # `until` is inclusive at GitHub; the window is half-open.
+            if when is not None and self._window.contains(when):
+                found.append((commit, when))
+        found.sort(key=lambda pair: pair[1])
+        return found
+
+    async def _list_issues(self) -> list[GhIssue]:
+        paged = await self._github.paginate(
+            f"{self._base}/issues",
+            {"state": "all", "since": _iso(self._window.start)},
+            max_pages=self._limits.issue_pages,
+        )
+        if not paged.complete:
+            self._cuts.notes.append(
+                f"issues and pull requests: listing stopped after {paged.pages} pages of items "
+                "updated since the day began; some opened or merged that day may be missing"
+            )
+        return [GhIssue.model_validate(raw) for raw in paged.items]
+
+    async def _list_releases(self) -> list[Release]:
+        start = self._window.start
+
+        def older_than_window(page: list[Any]) -> bool:
+            # Listed newest first by creation: once a page ends before the window, stop.
+            if not page:
+                return True
+            last = GhRelease.model_validate(page[-1])
+            when = last.created_at or last.published_at
+            return when is not None and when < start
+
+        paged: Paged = await self._github.paginate(
+            f"{self._base}/releases", max_pages=self._limits.release_pages, stop=older_than_window
+        )
+        if not paged.complete:
+            self._cuts.notes.append(f"releases: only the newest {len(paged.items)} were read")
+        releases = [GhRelease.model_validate(raw) for raw in paged.items]
+        chosen = [
+            r
+            for r in releases
+            if not r.draft and r.published_at is not None and self._window.contains(r.published_at)
+        ]
+        chosen.sort(key=lambda r: (r.published_at, r.tag_name))
+        return [self._release(r) for r in chosen]
+
+    # -- commit details and totals -----------------------------------------------------------
+
+    async def _details(self, listed: list[tuple[GhCommit, datetime]]) -> list[_Sized]:
+        limit = self._limits.commit_details
+        details = await asyncio.gather(*(self._detail(c.sha) for c, _ in listed[:limit]))
+        sized = [_Sized(c, when, d) for (c, when), d in zip(listed, details, strict=False)]
+        sized += [_Sized(c, when, None) for c, when in listed[limit:]]
+        return sized
+
+    async def _detail(self, sha: str) -> GhCommit:
+        """A commit with stats and all its files (GitHub pages files 300 at a time)."""
+        page = await self._github.get_page(f"{self._base}/commits/{sha}", immutable=True)
+        commit = GhCommit.model_validate(page.data)
+        files = list(commit.files or [])
+        while page.next_url is not None:
+            page = await self._github.get_page(page.next_url, immutable=True)
+            files.extend(GhCommit.model_validate(page.data).files or [])
+        return commit.model_copy(update={"files": files})
+
+    async def _totals(self, sized: list[_Sized]) -> Totals:
+        detailed = [s.detail for s in sized if s.detail is not None]
+        additions = sum(d.stats.additions for d in detailed if d.stats)
+        deletions = sum(d.stats.deletions for d in detailed if d.stats)
+        files = {f.filename for d in detailed for f in d.files or []}
+        if len(detailed) < len(sized):
+            compared = await self._compare(sized)
+            if compared is not None:
+                additions = sum(f.additions for f in compared.files)
+                deletions = sum(f.deletions for f in compared.files)
+                files = {f.filename for f in compared.files}
+                self._cuts.notes.append(
+                    f"{len(sized) - len(detailed)} commits without per-commit sizes (over "
+                    f"{self._limits.commit_details}); line totals are the day's net diff"
+                )
+            else:
+                self._cuts.notes.append(
+                    f"{len(sized) - len(detailed)} commits without sizes; line totals cover "
+                    f"only the first {len(detailed)} commits"
+                )
+        return Totals(
+            commits=len(sized), additions=additions, deletions=deletions, files_changed=len(files)
+        )
+
+    async def _compare(self, sized: list[_Sized]) -> GhCompare | None:
+        """The net diff from before the window's first commit to its last, in one call."""
+        parents = sized[0].listed.parents
+        if not parents or "sha" not in parents[0]:
+            return None
+        base, head = parents[0]["sha"], sized[-1].listed.sha
+        data = await self._github.get(f"{self._base}/compare/{base}...{head}", immutable=True)
+        return GhCompare.model_validate(data)
+
+    # -- conversions ------------------------------------------------------------------------
+
+    def _commit(self, item: _Sized) -> Commit:
+        listed, detail = item.listed, item.detail
+        message = listed.commit.message
+        author = listed.author.login if listed.author else None
+        if author is None and listed.commit.author is not None:
+            author = listed.commit.author.name
+        sizes: dict[str, Any] = {}
+        if detail is not None:
+            files = detail.files or []
+            sizes = {
+                "additions": detail.stats.additions if detail.stats else None,
+                "deletions": detail.stats.deletions if detail.stats else None,
+                "files_changed": len(files),
+                "files": self._files(files),
+            }
+        return Commit(
+            sha=listed.sha,
+            title=message.split("\n", 1)[0].strip(),
+            url=listed.html_url,
+            committed_at=item.committed_at,
+            author=author,
+            pull_number=pull_number(message),
+            message=self._cuts.text(message, self._limits.message_chars, "messages"),
+            **sizes,
+        )
+
+    def _files(self, files: Iterable[GhFile]) -> list[FileChange]:
+        """Files in diff order; patches cut per file, and left out beyond the commit's budget."""
+        budget = self._limits.commit_patch_chars
+        # The biggest changes say most about a commit: they get the patch budget first.
+        ranked = sorted(files, key=lambda f: f.additions + f.deletions, reverse=True)
+        patches: dict[str, str | None] = {}
+        for file in ranked:
+            patch = file.patch
+            if patch is not None and len(patch) > self._limits.patch_chars:
+                self._cuts.patches_cut += 1
+                patch = patch[: self._limits.patch_chars] + _CUT
+            if patch is not None and len(patch) > budget:
+                self._cuts.patches_left_out += 1
+                patch = None
+            budget -= len(patch or "")
+            patches[file.filename] = patch
+        return [
+            FileChange(
+                filename=f.filename,
+                status=f.status,
+                additions=f.additions,
+                deletions=f.deletions,
+                patch=patches.get(f.filename),
+            )
+            for f in files
+        ]
+
+    def _merged(self, issues: list[GhIssue], commits: list[Commit]) -> list[PullRequest]:
+        by_pull: dict[int, list[Commit]] = {}
+        for commit in commits:
+            if commit.pull_number is not None:
+                by_pull.setdefault(commit.pull_number, []).append(commit)
+        merged = [
+            i
+            for i in issues
+            if i.pull_request is not None
+            and i.pull_request.merged_at is not None
+            and self._window.contains(i.pull_request.merged_at)
+        ]
+        merged.sort(key=lambda i: (i.pull_request.merged_at if i.pull_request else None, i.number))
+        pulls = []
+        for issue in merged:
+            # One squash or merge commit of the PR on the default branch carries its size.
+            matches = by_pull.get(issue.number, [])
+            source = matches[0] if len(matches) == 1 else None
+            pulls.append(
+                self._pull(
+                    issue,
+                    merge_commit_sha=source.sha if source else None,
+                    additions=source.additions if source else None,
+                    deletions=source.deletions if source else None,
+                )
+            )
+        return pulls
+
+    def _opened(self, issues: list[GhIssue], *, pulls: bool) -> list[Any]:
+        opened = [
+            i
+            for i in issues
+            if (i.pull_request is not None) == pulls
+            and i.created_at is not None
+            and self._window.contains(i.created_at)
+        ]
+        opened.sort(key=lambda i: (i.created_at, i.number))
+        return [self._pull(i) for i in opened] if pulls else opened
+
+    def _pull(self, issue: GhIssue, **sizes: Any) -> PullRequest:
+        ref = issue.pull_request
+        return PullRequest(
+            number=issue.number,
+            title=issue.title,
+            url=(ref.html_url if ref and ref.html_url else issue.html_url),
+            author=issue.user.login if issue.user else None,
+            labels=issue.labels,
+            created_at=issue.created_at,
+            merged_at=ref.merged_at if ref else None,
+            body=self._cuts.text(issue.body, self._limits.body_chars),
+            **sizes,
+        )
+
+    def _issue(self, issue: GhIssue) -> Issue:
+        assert issue.created_at is not None
+        return Issue(
+            number=issue.number,
+            title=issue.title,
+            url=issue.html_url,
+            created_at=issue.created_at,
+            author=issue.user.login if issue.user else None,
+            labels=issue.labels,
+            comments=issue.comments,
+            body=self._cuts.text(issue.body, self._limits.body_chars),
+        )
+
+    def _release(self, release: GhRelease) -> Release:
+        assert release.published_at is not None
+        return Release(
+            tag_name=release.tag_name,
+            name=release.name or release.tag_name,
+            published_at=release.published_at,
+            url=release.html_url,
+            author=release.author.login if release.author else None,
+            prerelease=release.prerelease,
+            body=self._cuts.text(release.body, self._limits.release_body_chars),
+        )
+
+
+def _committed_at(commit: GhCommit) -> datetime | None:
+    """When the commit landed on the branch: the committer date (the author date if absent)."""
+    for person in (commit.commit.committer, commit.commit.author):
+        if person is not None and person.date is not None:
+            return person.date
+    return None

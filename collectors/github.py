@@ -1,0 +1,395 @@
+"""An async client for the GitHub REST API, frugal with the rate limit.
+
+Every GET is conditional when an ETag is stored (a 304 costs no rate limit and reuses the stored
+body), follows `Link` pagination, waits out rate limits instead of failing, retries 5xx and
+timeouts with exponential backoff and jitter (tenacity), and keeps a bounded number of requests
+in flight. Errors are `GitHubError` with a one-line message that never contains the token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from collectors.cache import KeyValueCache
+
+log = logging.getLogger(__name__)
+
+ETAG_NAMESPACE = "etag"
+PER_PAGE = 100
+_API_VERSION = "2022-11-28"
+_LINK = re.compile(r'<([^>]*)>\s*;\s*rel="([^"]*)"')
+_SECONDARY = re.compile(r"secondary rate limit|abuse detection", re.IGNORECASE)
+
+Sleep = Callable[[float], Awaitable[None]]
+Params = Mapping[str, str | int]
+
+
+class GitHubError(Exception):
+    """A request that failed for good; `status` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(" ".join(message.split()))
+        self.status = status
+
+
+class _Retryable(GitHubError):
+    """A failure worth another attempt; `retry_after` is the wait the server asked for."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class GitHubStats:
+    """Request counters of one client (304s and cache hits cost no rate limit)."""
+
+    requests: int = 0
+    rate_limited: int = 0
+    not_modified: int = 0
+    cache_hits: int = 0
+    retries: int = 0
+    waited_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Page:
+    """One response body and the URL of the next page, if any."""
+
+    data: Any
+    next_url: str | None
+
+
+@dataclass(frozen=True)
+class Paged:
+    """The items of a paginated listing; `complete` is False when paging stopped at a cap."""
+
+    items: list[Any]
+    pages: int
+    complete: bool
+
+
+def parse_links(header: str | None) -> dict[str, str]:
+    """A `Link` header → {rel: url}."""
+    return {rel: url for url, rel in _LINK.findall(header or "")}
+
+
+class GitHubClient:
+    """GitHub REST client on httpx.AsyncClient; use as `async with GitHubClient(...) as gh`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        cache: KeyValueCache | None,
+        *,
+        concurrency: int = 4,
+        timeout: float = 30.0,
+        max_attempts: int = 5,
+        backoff: float = 1.0,
+        backoff_max: float = 30.0,
+        max_rate_limit_wait: float = 900.0,
+        secondary_wait: float = 60.0,
+        rate_limit_reserve: int = 2,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        headers = {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": _API_VERSION,
+            "User-Agent": "aiinfra-digest",
+        }
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        else:
+            log.warning("GITHUB_TOKEN is not set: GitHub allows 60 unauthenticated requests/hour")
+        self._base = base_url.rstrip("/") + "/"
+        self._http = httpx.AsyncClient(
+            base_url=self._base, headers=headers, timeout=httpx.Timeout(timeout)
+        )
+        self._has_token = bool(token)
+        self._cache = cache
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._limit_lock = asyncio.Lock()
+        self._max_attempts = max_attempts
+        self._backoff = wait_exponential_jitter(initial=backoff, max=backoff_max, jitter=backoff)
+        self._max_rate_limit_wait = max_rate_limit_wait
+        self._secondary_wait = secondary_wait
+        self._reserve = rate_limit_reserve
+        self._sleep = sleep
+        self._clock = clock
+        self.stats = GitHubStats()
+        self.rate_limit_remaining: int | None = None
+        self.rate_limit_reset: float | None = None
+
+    async def __aenter__(self) -> GitHubClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def get(self, path: str, params: Params | None = None, *, immutable: bool = False) -> Any:
+        """The parsed JSON body of GET `path` (relative to the base URL, or an absolute URL)."""
+        return (await self.get_page(path, params, immutable=immutable)).data
+
+    async def get_page(
+        self, path: str, params: Params | None = None, *, immutable: bool = False
+    ) -> Page:
+        """GET one page; `immutable` serves a stored body without asking (e.g. a commit by SHA)."""
+        url = self._url(path, params)
+        cached = await self._cached(url)
+        if immutable and cached is not None:
+            self.stats.cache_hits += 1
+            return Page(cached["data"], parse_links(cached["link"]).get("next"))
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_Retryable),
+            stop=stop_after_attempt(self._max_attempts),
+            wait=self._wait,
+            sleep=self._slept,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            page: Page = await retrying(self._attempt, url, cached)
+        except _Retryable as exc:
+            raise GitHubError(f"{exc} (gave up after {self._max_attempts} attempts)") from None
+        return page
+
+    async def paginate(
+        self,
+        path: str,
+        params: Params | None = None,
+        *,
+        max_pages: int | None = None,
+        stop: Callable[[list[Any]], bool] | None = None,
+    ) -> Paged:
+        """All items of a listing, following `Link: rel="next"` (per_page=100).
+
+        Paging ends early when `stop(page_items)` is true (complete: the caller has what it needs)
+        or after `max_pages` (incomplete: the caller must flag it).
+        """
+        query: dict[str, str | int] = {"per_page": PER_PAGE, **(params or {})}
+        page = await self.get_page(path, query)
+        items: list[Any] = []
+        pages = 0
+        while True:
+            if not isinstance(page.data, list):
+                raise GitHubError(
+                    f"GitHub sent a {type(page.data).__name__}, not a list, for {path}"
+                )
+            items.extend(page.data)
+            pages += 1
+            if page.next_url is None or (stop is not None and stop(page.data)):
+                return Paged(items, pages, complete=True)
+            if max_pages is not None and pages >= max_pages:
+                return Paged(items, pages, complete=False)
+            page = await self.get_page(self._same_origin(page.next_url))
+
+    def _url(self, path: str, params: Params | None) -> str:
+        target = path if "://" in path else self._base + path.lstrip("/")
+        query = {k: str(v) for k, v in params.items()} if params else None
+        return str(self._http.build_request("GET", target, params=query).url)
+
+    def _same_origin(self, url: str) -> str:
+        # The Authorization header must never follow a link to another host.
+        ours, theirs = urlsplit(self._base), urlsplit(url)
+        if (ours.scheme, ours.netloc) != (theirs.scheme, theirs.netloc):
+            raise GitHubError(f"refusing a pagination link to another host: {theirs.netloc}")
+        return url
+
+    async def _cached(self, url: str) -> dict[str, Any] | None:
+        if self._cache is None:
+            return None
+        raw = await self._cache.get(ETAG_NAMESPACE, url)
+        if raw is None:
+            return None
+        try:
+            entry = json.loads(raw)
+            return {
+                "etag": entry["etag"],
+                "link": entry.get("link"),
+                "data": json.loads(entry["body"]),
+            }
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a corrupt cache entry for %s", url)
+            return None
+
+    async def _store(self, url: str, etag: str, link: str | None, body: str) -> None:
+        if self._cache is not None:
+            entry = {"etag": etag, "link": link, "body": body}
+            await self._cache.put(ETAG_NAMESPACE, url, json.dumps(entry))
+
+    async def _attempt(self, url: str, cached: dict[str, Any] | None) -> Page:
+        await self._respect_rate_limit()
+        headers = {"If-None-Match": cached["etag"]} if cached else {}
+        short = _short(url)
+        async with self._semaphore:
+            try:
+                response = await self._http.get(url, headers=headers)
+            except httpx.TimeoutException:
+                self.stats.requests += 1
+                raise _Retryable(f"GET {short}: timed out") from None
+            except httpx.TransportError as exc:
+                raise _Retryable(f"GET {short}: {type(exc).__name__}") from None
+        self._count(response)
+        if response.status_code == 304 and cached is not None:
+            return Page(cached["data"], parse_links(cached["link"]).get("next"))
+        if response.status_code == 200:
+            return await self._accept(url, response)
+        raise self._failure(short, response)
+
+    def _count(self, response: httpx.Response) -> None:
+        self.stats.requests += 1
+        if response.status_code == 304:
+            self.stats.not_modified += 1
+        else:
+            self.stats.rate_limited += 1
+        remaining = response.headers.get("X-RateLimit-Remaining")
+        reset = response.headers.get("X-RateLimit-Reset")
+        if remaining is not None and remaining.isdigit():
+            self.rate_limit_remaining = int(remaining)
+        if reset is not None and reset.isdigit():
+            self.rate_limit_reset = float(reset)
+
+    async def _accept(self, url: str, response: httpx.Response) -> Page:
+        try:
+            data = response.json()
+        except ValueError:
+            raise GitHubError(f"GitHub sent malformed JSON for {_short(url)}", 200) from None
+        link = response.headers.get("Link")
+        etag = response.headers.get("ETag")
+        if etag:
+            await self._store(url, etag, link, response.text)
+        return Page(data, parse_links(link).get("next"))
+
+    def _failure(self, short: str, response: httpx.Response) -> GitHubError:
+        status = response.status_code
+        message = _message(response)
+        if status == 401:
+            if self._has_token:
+                return GitHubError("GitHub rejected the token (401): GITHUB_TOKEN is invalid", 401)
+            return GitHubError(f"GitHub asked for authentication (401) for {short}", 401)
+        if status in (403, 429):
+            wait = self._rate_limit_wait(response, message)
+            if wait is not None:
+                if wait > self._max_rate_limit_wait:
+                    return GitHubError(
+                        f"GitHub rate limit: retry in {wait:.0f}s, longer than the "
+                        f"{self._max_rate_limit_wait:.0f}s this client waits"
+                        + ("" if self._has_token else "; set GITHUB_TOKEN"),
+                        status,
+                    )
+                return _Retryable(f"GET {short}: {status} rate limited ({message})", wait)
+        if status >= 500:
+            return _Retryable(f"GET {short}: {status} {response.reason_phrase}")
+        if status == 404:
+            return GitHubError(f"GitHub 404 for {short}: not found, or private", 404)
+        return GitHubError(f"GitHub {status} for {short}: {message}", status)
+
+    def _rate_limit_wait(self, response: httpx.Response, message: str) -> float | None:
+        """Seconds to wait before retrying a 403/429, or None when it is not a rate limit."""
+        retry_after = _retry_after(response.headers.get("Retry-After"), self._clock())
+        if retry_after is not None:
+            return retry_after
+        if response.headers.get("X-RateLimit-Remaining") == "0" and self.rate_limit_reset:
+            return max(self.rate_limit_reset - self._clock(), 0.0) + 1.0
+        if _SECONDARY.search(message) or response.status_code == 429:
+            # GitHub's advice when a secondary limit names no time: wait at least a minute.
+            return self._secondary_wait
+        return None
+
+    async def _respect_rate_limit(self) -> None:
+        """Wait for the reset when the primary limit is nearly spent, rather than hit it."""
+        async with self._limit_lock:
+            remaining, reset = self.rate_limit_remaining, self.rate_limit_reset
+            if remaining is None or reset is None or remaining > self._reserve:
+                return
+            delay = reset - self._clock() + 1.0
+            if delay <= 0:
+                return
+            if delay > self._max_rate_limit_wait:
+                raise GitHubError(
+                    f"GitHub rate limit nearly spent ({remaining} left) for {delay:.0f}s more"
+                    + ("" if self._has_token else "; set GITHUB_TOKEN")
+                )
+            log.warning("GitHub rate limit: %d left, waiting %.0fs for the reset", remaining, delay)
+            await self._slept(delay)
+            # The next response tells the new budget.
+            self.rate_limit_remaining = None
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return exc.retry_after
+        return float(self._backoff(state))
+
+    async def _slept(self, seconds: float) -> None:
+        self.stats.waited_seconds += seconds
+        await self._sleep(seconds)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info("%s; attempt %d, retrying in %.1fs", exc, state.attempt_number, wait)
+
+
+def _short(url: str) -> str:
+    """The path and query of a URL, for messages (never carries the token: that is a header)."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return " ".join(body["message"].split())[:200]
+    return response.reason_phrase
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """`Retry-After` as seconds: an integer, or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.fromtimestamp(now, UTC)).total_seconds(), 0.0)
