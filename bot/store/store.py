@@ -1,0 +1,690 @@
+"""The Store: chats and subscriptions, the digest archive, run records, deliveries and the cache.
+
+One class over SQLAlchemy Core; every method is one short transaction. Writers that read first
+take SQLite's write lock up front; on PostgreSQL, rows are locked (`FOR UPDATE`), and delivery
+claims skip rows other workers hold (`SKIP LOCKED`), so any number of instances can share it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.settings import parse_hhmm
+from bot.store.engine import make_engine, migrate
+from bot.store.tables import cache, chats, deliveries, digests, locks, runs
+from bot.store.types import Chat, DeliveryClaim, RunRecord
+from collectors.activity import DayActivity
+from summarizer.digest import Digest, Usage
+
+PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+_ERROR_LIMIT = 1000
+_DELIVERY_KEY = [deliveries.c.platform, deliveries.c.chat_id, deliveries.c.day]
+
+
+def utcnow() -> datetime:
+    """The current instant, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _repos_json(repos: Sequence[str] | None) -> str | None:
+    return None if repos is None else json.dumps(list(repos))
+
+
+def _dedupe(repos: Sequence[str]) -> list[str]:
+    """Keep the first spelling of each repository, comparing case-insensitively."""
+    seen: dict[str, str] = {}
+    for repo in repos:
+        name = repo.strip()
+        if name:
+            seen.setdefault(name.lower(), name)
+    return list(seen.values())
+
+
+def _check_post_time(post_time: str) -> str:
+    return parse_hhmm(post_time).strftime("%H:%M")
+
+
+def _check_timezone(timezone: str) -> str:
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {timezone!r}") from None
+    return timezone
+
+
+def _chat(row: RowMapping) -> Chat:
+    repos = row["repos"]
+    return Chat(
+        platform=row["platform"],
+        chat_id=row["chat_id"],
+        repos=None if repos is None else tuple(json.loads(repos)),
+        post_time=row["post_time"],
+        timezone=row["timezone"],
+        active=bool(row["active"]),
+        subscribed_by=row["subscribed_by"],
+        subscribed_at=row["subscribed_at"],
+        deactivated_at=row["deactivated_at"],
+        deactivation_reason=row["deactivation_reason"],
+    )
+
+
+def _claim(row: RowMapping) -> DeliveryClaim:
+    return DeliveryClaim(
+        id=row["id"],
+        platform=row["platform"],
+        chat_id=row["chat_id"],
+        day=row["day"],
+        worker=row["claimed_by"],
+        attempts=row["attempts"],
+        lease_until=row["lease_until"],
+    )
+
+
+def _written_by(digest: Digest) -> dict[str, str]:
+    return {
+        s.repo: f"model:{s.model}" if s.written_by == "model" and s.model else s.written_by
+        for s in digest.sections
+    }
+
+
+class Store:
+    """Persistence of the bot; also a KeyValueCache (`get`/`put`) for ETags and sections."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+
+    @classmethod
+    async def open(cls, url: str, *, schema: str | None = None, echo: bool = False) -> Store:
+        """Connect to `url` and apply pending migrations (SQLite: creates the file's directory)."""
+        engine = make_engine(url, schema=schema, echo=echo)
+        try:
+            await migrate(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The underlying engine (for operators' queries and tests)."""
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self._dialect
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that will write: SQLite takes its write lock at BEGIN."""
+        async with self._engine.connect() as conn:
+            if self._dialect == "sqlite":
+                conn = await conn.execution_options(sqlite_immediate=True)
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _insert(self, table: sa.Table) -> Any:
+        """INSERT with ON CONFLICT support for the current backend."""
+        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+
+    # -- key-value cache -------------------------------------------------------------------
+
+    async def get(self, namespace: str, key: str) -> str | None:
+        """The cached value, or None."""
+        query = sa.select(cache.c.value).where(cache.c.namespace == namespace, cache.c.key == key)
+        async with self._read() as conn:
+            value = (await conn.execute(query)).scalar_one_or_none()
+        return None if value is None else str(value)
+
+    async def put(self, namespace: str, key: str, value: str) -> None:
+        """Store `value`, replacing an earlier one."""
+        stmt = self._insert(cache).values(
+            namespace=namespace, key=key, value=value, updated_at=utcnow()
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[cache.c.namespace, cache.c.key],
+            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+        )
+        async with self._write() as conn:
+            await conn.execute(stmt)
+
+    # -- digest archive and runs -----------------------------------------------------------
+
+    async def save_digest(self, digest: Digest, activity: DayActivity) -> None:
+        """Archive the day's digest with the activity it was written from (replaces the day)."""
+        now = utcnow()
+        usage = sum((s.usage for s in digest.sections), start=Usage())
+        values = {
+            "day": digest.day,
+            "timezone": digest.timezone,
+            "digest": digest.model_dump_json(),
+            "activity": activity.model_dump_json(),
+            "written_by": json.dumps(_written_by(digest), ensure_ascii=False),
+            "summary_by": digest.summary_by[:128],
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "model_calls": usage.calls,
+            "created_at": now,
+            "updated_at": now,
+        }
+        stmt = self._insert(digests).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[digests.c.day],
+            set_={k: stmt.excluded[k] for k in values if k not in ("day", "created_at")},
+        )
+        async with self._write() as conn:
+            await conn.execute(stmt)
+
+    async def load_digest(self, day: date) -> Digest | None:
+        """The archived digest of `day`, or None."""
+        query = sa.select(digests.c.digest).where(digests.c.day == day)
+        async with self._read() as conn:
+            text = (await conn.execute(query)).scalar_one_or_none()
+        return None if text is None else Digest.model_validate_json(text)
+
+    async def load_activity(self, day: date) -> DayActivity | None:
+        """The activity the archived digest of `day` was written from, or None."""
+        query = sa.select(digests.c.activity).where(digests.c.day == day)
+        async with self._read() as conn:
+            text = (await conn.execute(query)).scalar_one_or_none()
+        return None if text is None else DayActivity.from_json(text)
+
+    async def latest_day(self) -> date | None:
+        """The newest archived day."""
+        async with self._read() as conn:
+            value = (await conn.execute(sa.select(sa.func.max(digests.c.day)))).scalar()
+        if value is None or isinstance(value, date):
+            return value
+        return date.fromisoformat(str(value))  # SQLite's max() returns the stored text
+
+    async def archived_days(self, limit: int = 30) -> list[date]:
+        """The newest archived days, newest first."""
+        query = sa.select(digests.c.day).order_by(digests.c.day.desc()).limit(limit)
+        async with self._read() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    async def written_by(self, day: date) -> dict[str, str] | None:
+        """How each repository's section of `day` was written (`model:<name>`, `structured`, …)."""
+        query = sa.select(digests.c.written_by).where(digests.c.day == day)
+        async with self._read() as conn:
+            text = (await conn.execute(query)).scalar_one_or_none()
+        return None if text is None else dict(json.loads(text))
+
+    async def record_run(
+        self,
+        day: date,
+        errors: list[str],
+        *,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+    ) -> None:
+        """Record one generation of `day` and its operator-facing errors."""
+        values = {
+            "day": day,
+            "errors": json.dumps(list(errors), ensure_ascii=False),
+            "started_at": started_at,
+            "finished_at": finished_at or utcnow(),
+        }
+        async with self._write() as conn:
+            await conn.execute(sa.insert(runs).values(**values))
+
+    async def last_run(self, day: date | None = None) -> RunRecord | None:
+        """The most recent run record (of `day`, when given)."""
+        query = sa.select(runs).order_by(runs.c.id.desc()).limit(1)
+        if day is not None:
+            query = query.where(runs.c.day == day)
+        async with self._read() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            return None
+        return RunRecord(
+            day=row["day"],
+            errors=tuple(json.loads(row["errors"])),
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+        )
+
+    # -- chats -----------------------------------------------------------------------------
+
+    async def get_chat(self, platform: str, chat_id: str) -> Chat | None:
+        """The chat, active or not, or None when it never subscribed."""
+        query = sa.select(chats).where(chats.c.platform == platform, chats.c.chat_id == chat_id)
+        async with self._read() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else _chat(row)
+
+    async def _locked_chat(
+        self, conn: AsyncConnection, platform: str, chat_id: str
+    ) -> RowMapping | None:
+        query = sa.select(chats).where(chats.c.platform == platform, chats.c.chat_id == chat_id)
+        if self._dialect == "postgresql":
+            query = query.with_for_update()
+        return (await conn.execute(query)).mappings().first()
+
+    async def _update_chat(
+        self, conn: AsyncConnection, platform: str, chat_id: str, values: Mapping[str, Any]
+    ) -> Chat:
+        stmt = (
+            sa.update(chats)
+            .where(chats.c.platform == platform, chats.c.chat_id == chat_id)
+            .values(**values, updated_at=utcnow())
+            .returning(*chats.c)
+        )
+        return _chat((await conn.execute(stmt)).mappings().one())
+
+    async def subscribe(
+        self,
+        platform: str,
+        chat_id: str,
+        repos: Sequence[str] | None,
+        *,
+        by: str | None,
+        post_time: str,
+        timezone: str,
+        now: datetime | None = None,
+    ) -> Chat:
+        """Subscribe a chat to all repositories (None) or add the named ones; re-activates it.
+
+        A new or inactive chat starts afresh with `post_time`/`timezone`; an active chat keeps
+        its own. Named repositories add to an active named set; an active "all" stays "all".
+        """
+        now = now or utcnow()
+        post_time = _check_post_time(post_time)
+        timezone = _check_timezone(timezone)
+        wanted = None if repos is None else _dedupe(repos)
+        if wanted == []:
+            wanted = None
+        async with self._write() as conn:
+            row = await self._locked_chat(conn, platform, chat_id)
+            if row is None:
+                stmt = (
+                    self._insert(chats)
+                    .values(
+                        platform=platform,
+                        chat_id=chat_id,
+                        repos=_repos_json(wanted),
+                        post_time=post_time,
+                        timezone=timezone,
+                        active=True,
+                        subscribed_by=by,
+                        subscribed_at=now,
+                        updated_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=[chats.c.platform, chats.c.chat_id])
+                    .returning(*chats.c)
+                )
+                inserted = (await conn.execute(stmt)).mappings().first()
+                if inserted is not None:
+                    return _chat(inserted)
+                # Another instance created it between our read and insert: amend theirs.
+                row = await self._locked_chat(conn, platform, chat_id)
+                assert row is not None
+            current = _chat(row)
+            if not current.active:
+                values: dict[str, Any] = {
+                    "repos": _repos_json(wanted),
+                    "post_time": post_time,
+                    "timezone": timezone,
+                    "active": True,
+                    "subscribed_by": by,
+                    "subscribed_at": now,
+                    "deactivated_at": None,
+                    "deactivation_reason": None,
+                }
+            elif wanted is None or current.repos is None:
+                values = {"repos": None}
+            else:
+                values = {"repos": _repos_json(_dedupe([*current.repos, *wanted]))}
+            return await self._update_chat(conn, platform, chat_id, values)
+
+    async def unsubscribe(
+        self,
+        platform: str,
+        chat_id: str,
+        repos: Sequence[str] | None,
+        *,
+        tracked: Sequence[str] = (),
+        now: datetime | None = None,
+    ) -> Chat | None:
+        """Stop all (None) or only the named repositories; None when the chat is unknown.
+
+        Removing named repositories from an "all" subscription needs `tracked` (the tracked
+        list) to know what remains; without it the subscription stays "all". A chat left with
+        nothing is deactivated.
+        """
+        now = now or utcnow()
+        async with self._write() as conn:
+            row = await self._locked_chat(conn, platform, chat_id)
+            if row is None:
+                return None
+            current = _chat(row)
+            stop: dict[str, Any] = {
+                "active": False,
+                "deactivated_at": now,
+                "deactivation_reason": "unsubscribed",
+            }
+            if repos is None:
+                return await self._update_chat(conn, platform, chat_id, stop)
+            unwanted = {r.strip().lower() for r in repos}
+            base = current.repos if current.repos is not None else tuple(tracked)
+            if current.repos is None and not tracked:
+                return current
+            remaining = [r for r in base if r.lower() not in unwanted]
+            if not remaining:
+                return await self._update_chat(conn, platform, chat_id, {**stop, "repos": None})
+            return await self._update_chat(
+                conn, platform, chat_id, {"repos": _repos_json(remaining)}
+            )
+
+    async def set_post_time(self, platform: str, chat_id: str, post_time: str) -> Chat | None:
+        """Set the chat's local posting time ("HH:MM"); None when the chat is unknown."""
+        return await self._set(platform, chat_id, {"post_time": _check_post_time(post_time)})
+
+    async def set_timezone(self, platform: str, chat_id: str, timezone: str) -> Chat | None:
+        """Set the chat's time zone (IANA name); None when the chat is unknown."""
+        return await self._set(platform, chat_id, {"timezone": _check_timezone(timezone)})
+
+    async def _set(self, platform: str, chat_id: str, values: Mapping[str, Any]) -> Chat | None:
+        stmt = (
+            sa.update(chats)
+            .where(chats.c.platform == platform, chats.c.chat_id == chat_id)
+            .values(**values, updated_at=utcnow())
+            .returning(*chats.c)
+        )
+        async with self._write() as conn:
+            row = (await conn.execute(stmt)).mappings().first()
+        return None if row is None else _chat(row)
+
+    async def deactivate(
+        self, platform: str, chat_id: str, reason: str, *, now: datetime | None = None
+    ) -> None:
+        """Stop posting to a chat (blocked, removed, deleted), keeping why and when."""
+        now = now or utcnow()
+        stmt = (
+            sa.update(chats)
+            .where(chats.c.platform == platform, chats.c.chat_id == chat_id)
+            .values(
+                active=False,
+                deactivated_at=now,
+                deactivation_reason=reason[:_ERROR_LIMIT],
+                updated_at=now,
+            )
+        )
+        async with self._write() as conn:
+            await conn.execute(stmt)
+
+    async def active_chats(self, platform: str | None = None) -> list[Chat]:
+        """Every active chat (of `platform`), oldest subscription first."""
+        query = sa.select(chats).where(chats.c.active.is_(True)).order_by(chats.c.id)
+        if platform is not None:
+            query = query.where(chats.c.platform == platform)
+        async with self._read() as conn:
+            return [_chat(row) for row in (await conn.execute(query)).mappings()]
+
+    async def chat_counts(self) -> dict[str, int]:
+        """Active chats per platform."""
+        query = (
+            sa.select(chats.c.platform, sa.func.count())
+            .where(chats.c.active.is_(True))
+            .group_by(chats.c.platform)
+        )
+        async with self._read() as conn:
+            return {str(p): int(n) for p, n in (await conn.execute(query)).all()}
+
+    # -- deliveries ------------------------------------------------------------------------
+
+    async def ensure_deliveries(
+        self,
+        day: date,
+        chats: Sequence[Chat],
+        *,
+        due_at: Callable[[Chat], datetime | None] | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Create the missing pending deliveries of `day` for `chats`; returns how many were new.
+
+        `due_at` gives each new row its posting instant (None: due at once), which
+        `claim_deliveries(due_before=…)` honours.
+        """
+        if not chats:
+            return 0
+        now = now or utcnow()
+        rows = [
+            {
+                "platform": chat.platform,
+                "chat_id": chat.chat_id,
+                "day": day,
+                "status": PENDING,
+                "attempts": 0,
+                "due_at": due_at(chat) if due_at else None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for chat in {c.key: c for c in chats}.values()
+        ]
+        created = 0
+        async with self._write() as conn:
+            # Chunks keep each statement under SQLite's bound-parameter limit.
+            for start in range(0, len(rows), 500):
+                stmt = (
+                    self._insert(deliveries)
+                    .values(rows[start : start + 500])
+                    .on_conflict_do_nothing(index_elements=_DELIVERY_KEY)
+                    .returning(deliveries.c.id)
+                )
+                created += len((await conn.execute(stmt)).all())
+        return created
+
+    async def claim_deliveries(
+        self,
+        day: date,
+        *,
+        platform: str | None,
+        worker: str,
+        limit: int,
+        lease_seconds: float,
+        due_before: datetime | None,
+        now: datetime | None = None,
+    ) -> list[DeliveryClaim]:
+        """Claim up to `limit` deliveries of `day` for `worker` until now + `lease_seconds`.
+
+        Claimable: pending ones (whose retry time has come, and due by `due_before` if given)
+        and ones whose claim expired (a crashed worker's). Each claim counts as an attempt.
+        """
+        now = now or utcnow()
+        c = deliveries.c
+        claimable = sa.or_(
+            sa.and_(c.status == PENDING, sa.or_(c.retry_at.is_(None), c.retry_at <= now)),
+            sa.and_(c.status == SENDING, c.lease_until <= now),
+        )
+        query = sa.select(c.id).where(c.day == day, claimable).order_by(c.id).limit(limit)
+        if platform is not None:
+            query = query.where(c.platform == platform)
+        if due_before is not None:
+            query = query.where(sa.or_(c.due_at.is_(None), c.due_at <= due_before))
+        if self._dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        async with self._write() as conn:
+            ids = list((await conn.execute(query)).scalars())
+            if not ids:
+                return []
+            stmt = (
+                sa.update(deliveries)
+                .where(c.id.in_(ids))
+                .values(
+                    status=SENDING,
+                    claimed_by=worker,
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    attempts=c.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(*deliveries.c)
+            )
+            claims = [_claim(row) for row in (await conn.execute(stmt)).mappings()]
+        return sorted(claims, key=lambda claim: claim.id)
+
+    def _owned(self, claim: DeliveryClaim) -> Any:
+        c = deliveries.c
+        return sa.and_(
+            c.id == claim.id,
+            c.status == SENDING,
+            c.claimed_by == claim.worker,
+            c.attempts == claim.attempts,
+        )
+
+    async def _finish(self, claim: DeliveryClaim, values: Mapping[str, Any]) -> bool:
+        stmt = (
+            sa.update(deliveries)
+            .where(self._owned(claim))
+            .values(**values, updated_at=utcnow())
+            .returning(deliveries.c.id)
+        )
+        async with self._write() as conn:
+            return (await conn.execute(stmt)).first() is not None
+
+    async def mark_delivered(
+        self, claim: DeliveryClaim, message_ids: list[str], *, now: datetime | None = None
+    ) -> bool:
+        """Record the delivery as sent; False when the claim was no longer this worker's."""
+        return await self._finish(
+            claim,
+            {
+                "status": SENT,
+                "message_ids": json.dumps([str(m) for m in message_ids]),
+                "sent_at": now or utcnow(),
+                "lease_until": None,
+                "retry_at": None,
+                "last_error": None,
+            },
+        )
+
+    async def mark_failed(
+        self,
+        claim: DeliveryClaim,
+        error: str,
+        *,
+        final: bool,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        """Record a failed attempt: `final` gives up; otherwise pending again from `retry_at`.
+
+        False when the claim was no longer this worker's.
+        """
+        return await self._finish(
+            claim,
+            {
+                "status": FAILED if final else PENDING,
+                "last_error": error[:_ERROR_LIMIT],
+                "lease_until": None,
+                "retry_at": None if final else retry_at,
+            },
+        )
+
+    async def release_claim(self, claim: DeliveryClaim) -> bool:
+        """Hand back an untried claim (shutting down): pending again, the attempt not counted."""
+        return await self._finish(
+            claim,
+            {
+                "status": PENDING,
+                "claimed_by": None,
+                "lease_until": None,
+                "attempts": deliveries.c.attempts - 1,
+            },
+        )
+
+    async def renew_claim(
+        self, claim: DeliveryClaim, lease_seconds: float, *, now: datetime | None = None
+    ) -> DeliveryClaim | None:
+        """Extend this worker's lease; None when the claim was lost (taken over or finished)."""
+        lease_until = (now or utcnow()) + timedelta(seconds=lease_seconds)
+        stmt = (
+            sa.update(deliveries)
+            .where(self._owned(claim))
+            .values(lease_until=lease_until, updated_at=utcnow())
+            .returning(*deliveries.c)
+        )
+        async with self._write() as conn:
+            row = (await conn.execute(stmt)).mappings().first()
+        return None if row is None else _claim(row)
+
+    async def delivery_counts(self, day: date) -> dict[str, int]:
+        """How many deliveries of `day` are in each status."""
+        query = (
+            sa.select(deliveries.c.status, sa.func.count())
+            .where(deliveries.c.day == day)
+            .group_by(deliveries.c.status)
+        )
+        async with self._read() as conn:
+            return {str(s): int(n) for s, n in (await conn.execute(query)).all()}
+
+    async def delivery_status(self, platform: str, chat_id: str, day: date) -> str | None:
+        """The status of one delivery, or None when there is none."""
+        c = deliveries.c
+        query = sa.select(c.status).where(
+            c.platform == platform, c.chat_id == chat_id, c.day == day
+        )
+        async with self._read() as conn:
+            value = (await conn.execute(query)).scalar_one_or_none()
+        return None if value is None else str(value)
+
+    async def next_retry_at(self, day: date) -> datetime | None:
+        """The earliest retry time among the pending deliveries of `day` (None: none waiting)."""
+        c = deliveries.c
+        query = sa.select(sa.func.min(c.retry_at)).where(c.day == day, c.status == PENDING)
+        async with self._read() as conn:
+            value = (await conn.execute(query)).scalar()
+        if isinstance(value, str):  # in case a backend hands back the stored text
+            value = datetime.fromisoformat(value)
+        if not isinstance(value, datetime):
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+    # -- leases on named jobs (one instance generates a day) --------------------------------
+
+    async def try_lock(
+        self, name: str, holder: str, ttl_seconds: float, *, now: datetime | None = None
+    ) -> bool:
+        """Take (or renew) the named lock for `ttl_seconds`; False while another holds it."""
+        now = now or utcnow()
+        stmt = self._insert(locks).values(
+            name=name, holder=holder, expires_at=now + timedelta(seconds=ttl_seconds)
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[locks.c.name],
+            set_={"holder": stmt.excluded.holder, "expires_at": stmt.excluded.expires_at},
+            where=sa.or_(locks.c.expires_at <= now, locks.c.holder == holder),
+        ).returning(locks.c.holder)
+        async with self._write() as conn:
+            return (await conn.execute(stmt)).first() is not None
+
+    async def release_lock(self, name: str, holder: str) -> None:
+        """Give up the named lock if `holder` has it."""
+        stmt = sa.delete(locks).where(locks.c.name == name, locks.c.holder == holder)
+        async with self._write() as conn:
+            await conn.execute(stmt)

@@ -1,0 +1,123 @@
+"""The database tables (SQLAlchemy Core), mirroring the Alembic migrations in `migrations/`.
+
+JSON lives in Text columns (portable between SQLite and PostgreSQL, read back by pydantic);
+instants are UTC, stored naive on SQLite and as timestamptz on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no offset, so we add it)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Normalise to UTC; SQLite compares the stored text, so it must be one fixed form."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware one")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Aware UTC datetimes out, whatever the backend returned."""
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+chats = sa.Table(
+    "chats",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("chat_id", sa.String(128), nullable=False),
+    sa.Column("repos", sa.Text, nullable=True),  # JSON list; NULL = all tracked repositories
+    sa.Column("post_time", sa.String(5), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("subscribed_by", sa.String(128), nullable=True),
+    sa.Column("subscribed_at", UtcDateTime, nullable=True),
+    sa.Column("deactivated_at", UtcDateTime, nullable=True),
+    sa.Column("deactivation_reason", sa.Text, nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("platform", "chat_id", name="uq_chats_platform_chat"),
+)
+
+digests = sa.Table(
+    "digests",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("digest", sa.Text, nullable=False),  # Digest JSON (sections, summary, notes)
+    sa.Column("activity", sa.Text, nullable=False),  # the activity JSON it was written from
+    sa.Column("written_by", sa.Text, nullable=False),  # JSON {repo: "model:<name>" | how}
+    sa.Column("summary_by", sa.String(128), nullable=False),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False),
+    sa.Column("completion_tokens", sa.Integer, nullable=False),
+    sa.Column("model_calls", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("day", sa.Date, nullable=False, index=True),
+    sa.Column("errors", sa.Text, nullable=False),  # JSON list of one-line errors
+    sa.Column("started_at", UtcDateTime, nullable=True),
+    sa.Column("finished_at", UtcDateTime, nullable=False),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("chat_id", sa.String(128), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | sending | sent | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("claimed_by", sa.String(128), nullable=True),
+    sa.Column("lease_until", UtcDateTime, nullable=True),
+    sa.Column("retry_at", UtcDateTime, nullable=True),
+    sa.Column("due_at", UtcDateTime, nullable=True),
+    sa.Column("message_ids", sa.Text, nullable=True),  # JSON list
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("sent_at", UtcDateTime, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("platform", "chat_id", "day", name="uq_deliveries_platform_chat_day"),
+    sa.Index("ix_deliveries_day_status", "day", "status"),
+)
+
+cache = sa.Table(
+    "cache",
+    metadata,
+    sa.Column("namespace", sa.String(64), primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+locks = sa.Table(
+    "locks",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)
