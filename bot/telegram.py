@@ -1,0 +1,527 @@
+"""The Telegram adapter: updates → CommandService calls, Replies and digests → Telegram messages.
+
+It translates only. Markdown is rendered to plain text plus message entities by
+telegramify-markdown (no parse_mode, so nothing can be "unbalanced"), split at section or
+paragraph boundaries into messages of at most 4096 UTF-16 code units, and sent within Telegram's
+broadcast limits (about 30 messages/s overall, 20 per minute per group).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from telegram import (
+    BotCommand,
+    Chat,
+    LinkPreviewOptions,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+from telegramify_markdown import MessageEntity as MdEntity
+from telegramify_markdown import RenderConfig, convert, split_entities, utf16_len
+
+from bot.senders import ChatGone, RetryLater
+from bot.service import ChatContext, ChatKind, CommandService, Reply
+from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from telegram import Bot
+
+    from bot.service import ChatStore, DigestSource
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+MAX_MESSAGE = 4096
+ADMIN_CACHE_SECONDS = 60.0
+COMMAND_FAILED = "出错了，请稍后再试。"
+# Broken chats answer with these; the subscription is dropped instead of retried forever.
+_GONE_MARKERS = (
+    "chat not found",
+    "bot was blocked",
+    "bot was kicked",
+    "user is deactivated",
+    "not a member",
+    "can't initiate conversation",
+    "group chat was deactivated",
+    "chat_write_forbidden",
+    "not enough rights to send",
+    "have no rights to send",
+    "peer_id_invalid",
+)
+_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s")
+_SYMBOLS = RenderConfig.isolated()
+
+
+# -- rendering and splitting -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One Telegram message: plain text and its entities (offsets in UTF-16 code units)."""
+
+    text: str
+    entities: tuple[MdEntity, ...]
+
+    @property
+    def size(self) -> int:
+        """The length Telegram checks against its 4096 limit."""
+        return utf16_len(self.text)
+
+    def api_entities(self) -> list[MessageEntity]:
+        """The entities as python-telegram-bot objects."""
+        return [
+            MessageEntity(
+                type=e.type, offset=e.offset, length=e.length, url=e.url, language=e.language
+            )
+            for e in self.entities
+        ]
+
+
+def render_messages(markdown: str, limit: int = MAX_MESSAGE) -> list[Rendered]:
+    """Render Markdown for Telegram and split it into messages of at most `limit` UTF-16 units.
+
+    Splits fall between sections (headings), else between paragraphs, and only for a single
+    paragraph longer than a message at a line break, with entities clipped to each part.
+    """
+    pieces: list[Rendered] = []
+    for section in _sections(markdown):
+        whole = _render(section)
+        if whole.size <= limit:
+            pieces.append(whole)
+            continue
+        for paragraph in _paragraphs(section):
+            part = _render(paragraph)
+            if part.size <= limit:
+                pieces.append(part)
+            else:
+                pieces.extend(
+                    _trimmed(text, tuple(ents))
+                    for text, ents in split_entities(part.text, list(part.entities), limit)
+                )
+    return _pack([p for p in pieces if p.text], limit)
+
+
+def _render(markdown: str) -> Rendered:
+    text, entities = convert(markdown, latex_escape=False, config=_SYMBOLS)
+    return _trimmed(text, tuple(entities))
+
+
+def _trimmed(text: str, entities: tuple[MdEntity, ...]) -> Rendered:
+    """Strip surrounding whitespace (Telegram would) and keep entities aligned to what is left."""
+    lead = utf16_len(text) - utf16_len(text.lstrip())
+    text = text.strip()
+    size = utf16_len(text)
+    kept: list[MdEntity] = []
+    for entity in entities:
+        start = max(entity.offset - lead, 0)
+        end = min(entity.offset + entity.length - lead, size)
+        if end > start:
+            kept.append(entity.copy_with(offset=start, length=end - start))
+    return Rendered(text, tuple(kept))
+
+
+def _pack(pieces: Sequence[Rendered], limit: int) -> list[Rendered]:
+    """Join consecutive pieces with a blank line while they fit in one message."""
+    messages: list[Rendered] = []
+    for piece in pieces:
+        if messages and messages[-1].size + 2 + piece.size <= limit:
+            head = messages[-1]
+            shift = head.size + 2
+            moved = tuple(e.copy_with(offset=e.offset + shift) for e in piece.entities)
+            messages[-1] = Rendered(f"{head.text}\n\n{piece.text}", head.entities + moved)
+        else:
+            messages.append(piece)
+    return messages
+
+
+def _blocks(markdown: str, starts_block: Callable[[str, str | None], bool]) -> list[str]:
+    """Cut Markdown into blocks where `starts_block(line, previous)` holds, never inside fences."""
+    blocks: list[list[str]] = [[]]
+    fence: str | None = None
+    previous: str | None = None
+    for line in markdown.splitlines():
+        marker = _FENCE.match(line)
+        if fence is None and starts_block(line, previous) and blocks[-1]:
+            blocks.append([])
+        if marker and fence is None:
+            fence = marker[1][0]
+        elif marker and fence is not None and marker[1][0] == fence:
+            fence = None
+        blocks[-1].append(line)
+        previous = line if fence is None else None
+    return [text for text in ("\n".join(b).strip() for b in blocks) if text]
+
+
+def _sections(markdown: str) -> list[str]:
+    """Blocks starting at each heading; a heading with nothing under it joins the next block."""
+    raw = _blocks(markdown, lambda line, _prev: bool(_HEADING.match(line)))
+    merged: list[str] = []
+    carry = ""
+    for block in raw:
+        block = f"{carry}\n{block}" if carry else block
+        carry = ""
+        if all(_HEADING.match(line) or not line.strip() for line in block.splitlines()):
+            carry = block
+        else:
+            merged.append(block)
+    if carry:
+        merged.append(carry)
+    return merged
+
+
+def _paragraphs(section: str) -> list[str]:
+    """Blocks separated by blank lines (outside code fences)."""
+    return _blocks(
+        section, lambda line, prev: bool(line.strip()) and prev is not None and not prev.strip()
+    )
+
+
+# -- pacing ----------------------------------------------------------------------------------
+
+
+class RateGate:
+    """Spaces sends evenly under `per_second` overall and `per_group_minute` per group chat.
+
+    Even spacing (no bursts) keeps any one-second window under Telegram's limit; `margin`
+    leaves room for network jitter. `pause()` holds every send after a 429.
+    """
+
+    def __init__(
+        self,
+        per_second: float = 30.0,
+        per_group_minute: int = 20,
+        *,
+        margin: float = 0.95,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._interval = 1.0 / (per_second * margin)
+        self._group_limit = per_group_minute
+        self._group_span = 60.0 / margin
+        self._clock = clock
+        self._next = 0.0
+        self._groups: dict[str, deque[float]] = defaultdict(deque)
+
+    def reserve(self, chat_id: str) -> float:
+        """Book the next send slot for `chat_id`; returns how long to wait for it."""
+        now = self._clock()
+        earliest = now
+        window = self._groups[chat_id] if chat_id.startswith("-") else None
+        if window is not None:
+            while window and window[0] <= now - self._group_span:
+                window.popleft()
+            if len(window) >= self._group_limit:
+                earliest = max(earliest, window[-self._group_limit] + self._group_span)
+        slot = max(earliest, self._next)
+        self._next = slot + self._interval
+        if window is not None:
+            window.append(slot)
+        return slot - now
+
+    async def wait(self, chat_id: str) -> None:
+        """Sleep until this send may go out."""
+        delay = self.reserve(chat_id)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def pause(self, seconds: float) -> None:
+        """Hold all sends for `seconds` (Telegram said so with a 429)."""
+        self._next = max(self._next, self._clock() + seconds)
+
+
+def retry_seconds(error: RetryAfter) -> float:
+    """`retry_after` in seconds, whether python-telegram-bot gives an int or a timedelta."""
+    value: Any = error.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def is_gone(error: TelegramError) -> bool:
+    """True for errors meaning the bot can no longer post in the chat."""
+    if isinstance(error, Forbidden):
+        return True
+    text = error.message.lower()
+    return isinstance(error, BadRequest) and any(marker in text for marker in _GONE_MARKERS)
+
+
+# -- sending ---------------------------------------------------------------------------------
+
+
+class TelegramSender:
+    """Sends Markdown to Telegram chats: rendered, split, paced; the `Sender` of bot.senders.
+
+    A 429 with a short `retry_after` is waited out in place; a long one before anything was
+    sent becomes RetryLater (the caller retries the whole digest); after part of a digest went
+    out it is waited out (up to `max_wait`) so nobody receives the first part twice.
+    """
+
+    platform = PLATFORM
+    rate_per_second = 30
+    group_per_minute = 20
+
+    def __init__(
+        self,
+        bot: Bot,
+        *,
+        gate: RateGate | None = None,
+        inline_wait: float = 5.0,
+        max_wait: float = 120.0,
+        attempts: int = 3,
+    ) -> None:
+        self.bot = bot
+        self.gate = gate or RateGate(self.rate_per_second, self.group_per_minute)
+        self._inline_wait = inline_wait
+        self._max_wait = max_wait
+        self._attempts = attempts
+
+    async def send_digest(self, chat_id: str, markdown: str) -> list[str]:
+        """Send `markdown`; return the message ids. ChatGone / RetryLater as the protocol says."""
+        sent = await self.send_markdown(chat_id, markdown)
+        return [str(message.message_id) for message in sent]
+
+    async def send_markdown(
+        self, chat_id: str | int, markdown: str, *, reply_to: int | None = None
+    ) -> list[Message]:
+        """Render and send `markdown` as one or more messages; the first replies to `reply_to`."""
+        target = str(chat_id)
+        sent: list[Message] = []
+        for index, part in enumerate(render_messages(markdown)):
+            message, target = await self._send_part(
+                target, part, reply_to if index == 0 else None, first=not sent
+            )
+            sent.append(message)
+        return sent
+
+    async def _send_part(
+        self, chat_id: str, part: Rendered, reply_to: int | None, *, first: bool
+    ) -> tuple[Message, str]:
+        for attempt in range(1, self._attempts + 1):
+            await self.gate.wait(chat_id)
+            try:
+                message = await self.bot.send_message(
+                    chat_id=int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id,
+                    text=part.text,
+                    entities=part.api_entities(),
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                    reply_parameters=(
+                        ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+                        if reply_to is not None
+                        else None
+                    ),
+                )
+                return message, chat_id
+            except RetryAfter as exc:
+                wait = retry_seconds(exc)
+                self.gate.pause(wait)
+                log.warning("telegram asked to wait %.0f s (chat %s)", wait, chat_id)
+                too_long = wait > (self._inline_wait if first else self._max_wait)
+                if too_long or attempt == self._attempts:
+                    raise RetryLater(wait, "telegram rate limit") from exc
+            except ChatMigrated as exc:
+                log.warning("chat %s became supergroup %s", chat_id, exc.new_chat_id)
+                chat_id = str(exc.new_chat_id)
+            except TelegramError as exc:
+                if is_gone(exc):
+                    raise ChatGone(f"telegram chat {chat_id}: {exc.message}") from exc
+                raise
+        raise RetryLater(1.0, f"telegram chat {chat_id}: no attempt left")
+
+
+# -- the adapter -----------------------------------------------------------------------------
+
+
+def chat_kind(chat: Chat) -> ChatKind:
+    """Telegram's chat type → the service's kind."""
+    if chat.type == ChatType.PRIVATE:
+        return "private"
+    if chat.type == ChatType.CHANNEL:
+        return "channel"
+    return "group"
+
+
+class AdminCheck:
+    """Asks Telegram whether a user administers a chat; answers are cached briefly."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        *,
+        ttl: float = ADMIN_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._bot = bot
+        self._ttl = ttl
+        self._clock = clock
+        self._cache: dict[tuple[int, int], tuple[float, bool]] = {}
+
+    async def __call__(self, chat_id: int, user_id: int) -> bool:
+        """True for the chat's creator and administrators."""
+        key = (chat_id, user_id)
+        cached = self._cache.get(key)
+        now = self._clock()
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        member = await self._bot.get_chat_member(chat_id, user_id)
+        allowed = member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (now, allowed)
+        return allowed
+
+
+class TelegramAdapter:
+    """Wires python-telegram-bot's Application to the CommandService and the TelegramSender."""
+
+    def __init__(self, settings: Settings, service: CommandService) -> None:
+        if settings.telegram_bot_token is None:
+            raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        self.service = service
+        self.application: Application[Any, Any, Any, Any, Any, Any] = build_application(settings)
+        self.sender = TelegramSender(self.application.bot)
+        self.admins = AdminCheck(self.application.bot)
+        updates = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
+        names = [name for name, _ in service.commands] + ["start"]
+        self.application.add_handler(CommandHandler(names, self._on_command, filters=updates))
+        # An unknown command in a private chat still gets an answer; groups stay quiet.
+        self.application.add_handler(
+            MessageHandler(
+                filters.COMMAND & filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE,
+                self._on_command,
+            )
+        )
+
+    async def register_commands(self) -> None:
+        """Publish the command menu (set_my_commands)."""
+        menu = [BotCommand(name, description) for name, description in self.service.commands]
+        await self.application.bot.set_my_commands(menu)
+
+    async def start(self, *, poll_timeout: int = 10) -> None:
+        """Initialise (getMe), publish the menu and start long polling."""
+        await self.application.initialize()
+        await self.register_commands()
+        await self.application.start()
+        assert self.application.updater is not None
+        await self.application.updater.start_polling(
+            poll_interval=0.0,
+            timeout=poll_timeout,
+            allowed_updates=["message", "channel_post"],
+        )
+        log.info("telegram: polling as @%s", self.application.bot.username)
+
+    async def stop(self) -> None:
+        """Stop polling, let running handlers finish, close the HTTP clients."""
+        if self.application.updater is not None and self.application.updater.running:
+            await self.application.updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+    async def _on_command(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        chat = update.effective_chat
+        if message is None or chat is None or not message.text:
+            return
+        try:
+            await self._answer(update, message, chat)
+        except Exception:
+            log.exception("telegram command in chat %s failed", chat.id)
+            try:
+                await self.sender.send_markdown(chat.id, COMMAND_FAILED)
+            except Exception:
+                log.exception("telegram: could not tell chat %s about the failure", chat.id)
+
+    async def _answer(self, update: Update, message: Message, chat: Chat) -> None:
+        command, args = split_command(message.text or "")
+        user = message.from_user
+        reply_to = None if chat.type == ChatType.PRIVATE else message.message_id
+        ctx = ChatContext(
+            platform=PLATFORM,
+            chat_id=str(chat.id),
+            chat_kind=chat_kind(chat),
+            user_id=str(user.id) if user is not None else None,
+            is_admin=lambda: self._is_admin(update, message, chat),
+        )
+
+        async def progress(note: str) -> None:
+            await self.sender.send_markdown(chat.id, note, reply_to=reply_to)
+
+        try:
+            reply = await self.service.handle(ctx, command, args, progress)
+        except Exception:
+            log.exception("command %r in telegram chat %s failed", command[:40], chat.id)
+            reply = Reply(COMMAND_FAILED, ephemeral=True)
+        await self.sender.send_markdown(chat.id, reply.text, reply_to=reply_to)
+
+    async def _is_admin(self, update: Update, message: Message, chat: Chat) -> bool:
+        if update.channel_post is not None:
+            return True  # only a channel's administrators can post in it
+        if message.sender_chat is not None:
+            return message.sender_chat.id == chat.id  # an anonymous administrator
+        if message.from_user is None:
+            return False
+        try:
+            return await self.admins(chat.id, message.from_user.id)
+        except TelegramError as exc:
+            log.warning("getChatMember %s/%s failed: %s", chat.id, message.from_user.id, exc)
+            return False
+
+
+def split_command(text: str) -> tuple[str, str]:
+    """`/digest@Bot vllm 2026-02-04` → (`digest@Bot`, `vllm 2026-02-04`)."""
+    parts = text.strip().split(maxsplit=1)
+    if not parts:
+        return "", ""
+    return parts[0].lstrip("/"), parts[1] if len(parts) > 1 else ""
+
+
+def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any, Any]:
+    """A python-telegram-bot Application talking to TELEGRAM_API_URL (Telegram or a local one)."""
+    if settings.telegram_bot_token is None:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    base = settings.telegram_api_url.rstrip("/")
+    return (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(f"{base}/bot")
+        .base_file_url(f"{base}/file/bot")
+        .concurrent_updates(True)
+        .build()
+    )
+
+
+async def run_telegram(
+    settings: Settings,
+    store: ChatStore,
+    pipeline: DigestSource,
+    stop_event: asyncio.Event,
+    *,
+    clock: Callable[[], datetime] | None = None,
+) -> None:
+    """Run the bot (long polling) until `stop_event` is set, then stop cleanly."""
+    service = CommandService(settings, store, pipeline, clock=clock or (lambda: datetime.now(UTC)))
+    adapter = TelegramAdapter(settings, service)
+    await adapter.start()
+    try:
+        await stop_event.wait()
+    finally:
+        await adapter.stop()
