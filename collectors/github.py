@@ -27,7 +27,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from collectors.cache import KeyValueCache
@@ -132,7 +133,9 @@ class GitHubClient:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._limit_lock = asyncio.Lock()
         self._max_attempts = max_attempts
-        self._backoff = wait_exponential_jitter(initial=backoff, max=backoff_max, jitter=backoff)
+        self._backoff = wait_exponential(multiplier=backoff, max=backoff_max) + wait_random(
+            0, backoff
+        )
         self._max_rate_limit_wait = max_rate_limit_wait
         self._secondary_wait = secondary_wait
         self._reserve = rate_limit_reserve
@@ -359,6 +362,10 @@ class GitHubClient:
     def _log_retry(self, state: RetryCallState) -> None:
         self.stats.retries += 1
         exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            # This wait is the one the server asked for (often up to the reset): the next
+            # response tells the new budget, so the pre-request check must not wait again.
+            self.rate_limit_remaining = None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
         log.info("%s; attempt %d, retrying in %.1fs", exc, state.attempt_number, wait)
 

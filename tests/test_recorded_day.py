@@ -1,4 +1,4 @@
-"""The recorded day 2026-02-04 (../shared/fixtures), served by the fake GitHub, matches truth.json."""
+"""The recorded day 2026-02-04 (../shared/fixtures) through the fake GitHub matches truth.json."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_github import FakeGitHub
 
 from collectors.activity import DayActivity
 from collectors.cache import FileCache
 from collectors.collect import collect_day
 from collectors.github import GitHubClient
-from tests.fake_github import FakeGitHub
 
 DAY = date(2026, 2, 4)
 
