@@ -1,0 +1,345 @@
+"""Fan-out of a day's digest: each chat exactly once, within each platform's rate limits.
+
+Delivery rows (platform, chat, day) are unique; workers claim them with a lease, send, and mark
+them. A worker that dies leaves claims that expire and are claimed again by another, so nothing
+is lost; a claim that was taken over cannot be marked by its old holder. The only window for a
+repeat is a crash between a platform accepting a message and the row being marked `sent`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Protocol
+
+from aiolimiter import AsyncLimiter
+
+from bot.senders import ChatGone, RetryLater, Sender
+from bot.store import Chat, DeliveryClaim, Store
+from collectors.activity import DayActivity
+from summarizer.digest import Digest, render_markdown
+
+log = logging.getLogger(__name__)
+
+# Messages per second a platform accepts from one bot when its Sender does not say.
+DEFAULT_RATES: dict[str, float] = {"telegram": 30.0, "discord": 5.0}
+FALLBACK_RATE = 5.0
+# Transient failures wait longer each time: 10 s, 30 s, 90 s, 270 s, ...
+RETRY_BASE_SECONDS = 10.0
+# Bot tokens (`123456:ABC…`) and webhook secrets (`webhooks/<id>/<token>`) must not reach logs.
+_TOKEN_RE = re.compile(r"\d{6,}:[A-Za-z0-9_-]{20,}|webhooks/\d+/[A-Za-z0-9_-]{20,}")
+
+
+class DigestSource(Protocol):
+    """What fan-out needs of the Pipeline: the day (made once) and a chat's digest of it."""
+
+    async def day(self, day: date) -> tuple[Digest, DayActivity]:
+        """The full digest and activity of `day`, archived or generated once."""
+        ...
+
+    async def digest_for(self, day: date, repos: Sequence[str] | None) -> Digest:
+        """The digest of `day` for `repos` (None: all tracked)."""
+        ...
+
+
+@dataclass
+class FanOutResult:
+    """What one fan-out did: chats sent to, given up on, deactivated, skipped, left to retry."""
+
+    sent: int = 0
+    failed: int = 0
+    deactivated: int = 0
+    skipped: int = 0
+    retrying: int = 0
+    taken_over: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: FanOutResult) -> None:
+        """Accumulate another result into this one."""
+        self.sent += other.sent
+        self.failed += other.failed
+        self.deactivated += other.deactivated
+        self.skipped += other.skipped
+        self.retrying += other.retrying
+        self.taken_over += other.taken_over
+        self.errors.extend(other.errors)
+
+
+def one_line(error: BaseException | str, limit: int = 300) -> str:
+    """An error as one short line for logs and the database, with bot tokens cut out."""
+    text = error if isinstance(error, str) else (str(error) or type(error).__name__)
+    if isinstance(error, BaseException) and str(error):
+        text = f"{type(error).__name__}: {error}"
+    text = _TOKEN_RE.sub("<redacted>", " ".join(text.split()))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before the next try after `attempts` failed attempts."""
+    return RETRY_BASE_SECONDS * float(3 ** max(0, attempts - 1))
+
+
+def sender_rate(sender: Sender) -> float:
+    """The sender's messages-per-second budget (its `rate_per_second`, else the platform's)."""
+    rate = getattr(sender, "rate_per_second", None)
+    if isinstance(rate, int | float) and rate > 0:
+        return float(rate)
+    return DEFAULT_RATES.get(sender.platform, FALLBACK_RATE)
+
+
+def running_clock(start: datetime) -> Callable[[], datetime]:
+    """A clock that starts at `start` and advances with real time (leases stay meaningful)."""
+    origin = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - origin)
+
+
+class _Pause:
+    """A platform-wide pause after a RetryLater: flood control applies to the whole bot."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+
+    def extend(self, seconds: float) -> None:
+        self._until = max(self._until, time.monotonic() + seconds)
+
+    async def wait(self) -> None:
+        left = self._until - time.monotonic()
+        while left > 0:  # another RetryLater may have extended the pause meanwhile
+            await asyncio.sleep(left)
+            left = self._until - time.monotonic()
+
+
+@dataclass
+class _Options:
+    worker: str
+    clock: Callable[[], datetime]
+    batch_size: int
+    concurrency: int
+    lease_seconds: float
+    max_attempts: int
+    max_wait: float
+    due_before: datetime | None
+    stop: asyncio.Event | None
+
+
+class _Broadcast:
+    """One platform's share of a fan-out: claim in batches, send with bounded concurrency."""
+
+    def __init__(
+        self,
+        store: Store,
+        pipeline: DigestSource,
+        sender: Sender,
+        day: date,
+        chats: Mapping[tuple[str, str], Chat],
+        options: _Options,
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.sender = sender
+        self.platform = sender.platform
+        self.day = day
+        self.chats = dict(chats)
+        self.o = options
+        rate = sender_rate(sender)
+        # One message per 1/rate seconds, no bursts: a platform counting per second never
+        # sees more than its limit.
+        self.limiter = AsyncLimiter(1, 1.0 / rate)
+        self.pause = _Pause()
+        self.result = FanOutResult()
+
+    def _stopping(self) -> bool:
+        return self.o.stop is not None and self.o.stop.is_set()
+
+    async def run(self) -> FanOutResult:
+        queue: asyncio.Queue[DeliveryClaim | None] = asyncio.Queue(maxsize=self.o.batch_size)
+        workers = [asyncio.create_task(self._work(queue)) for _ in range(self.o.concurrency)]
+        try:
+            while not self._stopping():
+                claims = await self.store.claim_deliveries(
+                    self.day,
+                    platform=self.platform,
+                    worker=self.o.worker,
+                    limit=self.o.batch_size,
+                    lease_seconds=self.o.lease_seconds,
+                    due_before=self.o.due_before,
+                    now=self.o.clock(),
+                )
+                if not claims:
+                    break
+                for claim in claims:
+                    await queue.put(claim)
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+        return self.result
+
+    async def _work(self, queue: asyncio.Queue[DeliveryClaim | None]) -> None:
+        while (claim := await queue.get()) is not None:
+            if self._stopping():
+                # Shutting down: hand untried claims back instead of leaving them leased.
+                await self.store.release_claim(claim)
+                continue
+            try:
+                await self._deliver(claim)
+            except Exception as exc:  # the store failed; the lease will expire and retry it
+                log.exception("delivery %s:%s failed unexpectedly", claim.platform, claim.chat_id)
+                self.result.errors.append(one_line(exc))
+
+    async def _chat(self, claim: DeliveryClaim) -> Chat | None:
+        chat = self.chats.get((claim.platform, claim.chat_id))
+        if chat is None:
+            chat = await self.store.get_chat(claim.platform, claim.chat_id)
+        return chat
+
+    async def _deliver(self, claim: DeliveryClaim) -> None:
+        chat = await self._chat(claim)
+        if chat is None or not chat.active:
+            await self.store.mark_failed(claim, "chat is no longer subscribed", final=True)
+            self.result.skipped += 1
+            return
+        if claim.attempts > self.o.max_attempts:
+            await self._give_up(claim, "too many attempts (worker crashes?)")
+            return
+        try:
+            markdown = render_markdown(await self.pipeline.digest_for(self.day, chat.repos))
+        except Exception as exc:
+            await self._failed(claim, f"digest: {one_line(exc)}")
+            return
+        await self._send(claim, chat, markdown)
+
+    async def _send(self, claim: DeliveryClaim, chat: Chat, markdown: str) -> None:
+        for _ in range(8):  # RetryLater rounds; a platform asking more often is retried later
+            await self.pause.wait()
+            await self.limiter.acquire()
+            held = await self._hold(claim)
+            if held is None:
+                self.result.taken_over += 1
+                return
+            claim = held
+            try:
+                message_ids = await self.sender.send_digest(chat.chat_id, markdown)
+            except ChatGone as exc:
+                reason = one_line(exc)
+                await self.store.deactivate(chat.platform, chat.chat_id, reason)
+                await self.store.mark_failed(claim, f"chat gone: {reason}", final=True)
+                self.result.deactivated += 1
+                log.info("chat %s:%s is gone, deactivated: %s", *chat.key, reason)
+                return
+            except RetryLater as exc:
+                log.info("%s asks to wait %.1f s", self.platform, exc.retry_after)
+                if exc.retry_after > self.o.max_wait:
+                    await self._later(claim, one_line(exc), exc.retry_after)
+                    return
+                self.pause.extend(exc.retry_after)
+                continue
+            except Exception as exc:
+                await self._failed(claim, one_line(exc))
+                return
+            # Several messages count against the platform budget too.
+            for _ in range(len(message_ids) - 1):
+                await self.limiter.acquire()
+            if await self.store.mark_delivered(claim, [str(m) for m in message_ids]):
+                self.result.sent += 1
+            else:
+                self.result.taken_over += 1
+                log.warning("delivery %s:%s was taken over while sending", *chat.key)
+            return
+        await self._later(claim, "rate limited repeatedly", retry_delay(claim.attempts))
+
+    async def _hold(self, claim: DeliveryClaim) -> DeliveryClaim | None:
+        """The claim with enough lease left to send, renewed when short; None when lost."""
+        left = (claim.lease_until - self.o.clock()).total_seconds()
+        if left > self.o.lease_seconds / 2:
+            return claim
+        return await self.store.renew_claim(claim, self.o.lease_seconds, now=self.o.clock())
+
+    async def _failed(self, claim: DeliveryClaim, error: str) -> None:
+        if claim.attempts >= self.o.max_attempts:
+            await self._give_up(claim, error)
+        else:
+            await self._later(claim, error, retry_delay(claim.attempts))
+
+    async def _later(self, claim: DeliveryClaim, error: str, delay: float) -> None:
+        retry_at = self.o.clock() + timedelta(seconds=delay)
+        await self.store.mark_failed(claim, error, final=False, retry_at=retry_at)
+        self.result.retrying += 1
+        log.warning("delivery %s:%s will be retried: %s", claim.platform, claim.chat_id, error)
+
+    async def _give_up(self, claim: DeliveryClaim, error: str) -> None:
+        await self.store.mark_failed(claim, error, final=True)
+        self.result.failed += 1
+        self.result.errors.append(f"{claim.platform}:{claim.chat_id}: {error}")
+        log.error("delivery %s:%s failed for good: %s", claim.platform, claim.chat_id, error)
+
+
+async def fan_out(
+    store: Store,
+    pipeline: DigestSource,
+    senders: Mapping[str, Sender],
+    day: date,
+    *,
+    worker: str,
+    now: datetime,
+    chats: Sequence[Chat] | None = None,
+    due_at: Callable[[Chat], datetime | None] | None = None,
+    ensure: bool = True,
+    due_before: datetime | None = None,
+    batch_size: int = 50,
+    concurrency: int = 8,
+    lease_seconds: float = 120.0,
+    max_attempts: int = 5,
+    max_wait: float = 600.0,
+    stop: asyncio.Event | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> FanOutResult:
+    """Deliver `day`'s digest to `chats` (default: every active chat) that have not had it.
+
+    Makes sure the digest exists first (generated once), creates missing delivery rows, then
+    claims and sends per platform at the platform's rate (`ensure=False`: the caller made the
+    rows; `chats` then only saves looking chats up). `now` starts the clock used for leases
+    (`clock` overrides it); `due_before` only claims rows due by then. `stop` ends claiming: sends
+    in flight finish, untried claims are handed back.
+    """
+    await pipeline.day(day)
+    targets = list(chats) if chats is not None else await store.active_chats()
+    result = FanOutResult()
+    served = [c for c in targets if c.platform in senders and c.active]
+    result.skipped = len(targets) - len(served)
+    if ensure:
+        await store.ensure_deliveries(day, served, due_at=due_at, now=now)
+    options = _Options(
+        worker=worker,
+        clock=clock or running_clock(now),
+        batch_size=max(1, batch_size),
+        concurrency=max(1, concurrency),
+        lease_seconds=lease_seconds,
+        max_attempts=max(1, max_attempts),
+        max_wait=max_wait,
+        due_before=due_before,
+        stop=stop,
+    )
+    by_key = {c.key: c for c in served}
+    broadcasts = [
+        _Broadcast(store, pipeline, sender, day, by_key, options) for sender in senders.values()
+    ]
+    for part in await asyncio.gather(*(b.run() for b in broadcasts)):
+        result.add(part)
+    log.info(
+        "fan-out of %s: %d sent, %d failed, %d deactivated, %d skipped, %d to retry",
+        day,
+        result.sent,
+        result.failed,
+        result.deactivated,
+        result.skipped,
+        result.retrying,
+    )
+    return result
