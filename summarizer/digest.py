@@ -60,6 +60,18 @@ class Digest(BaseModel):
     conclusion: str
     summary_by: str = "structured"
     notes: list[str] = Field(default_factory=list)
+    # For operators (logs, run records), never rendered: why the summary was written without
+    # a model, and what its model calls cost.
+    summary_reason: str | None = None
+    summary_usage: Usage = Field(default_factory=Usage)
+
+    @property
+    def usage(self) -> Usage:
+        """Token usage of every model call behind this digest (sections and summary)."""
+        total = self.summary_usage
+        for section in self.sections:
+            total = total + section.usage
+        return total
 
     def section(self, repo: str) -> Section | None:
         """The section of `repo` (case-insensitive owner/name), if present."""

@@ -49,7 +49,7 @@ class RecordedRequest:
     model: str
     messages: list[dict[str, Any]]
     body: dict[str, Any]
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case
     status: int
 
     @property
@@ -183,7 +183,11 @@ class FakeLLM:
     async def __aenter__(self) -> FakeLLM:
         app = web.Application()
         app.router.add_post("/api/v1/chat/completions", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        # Cancel handlers whose client hung up (a timed-out slow answer), and do not wait
+        # long for stragglers on exit.
+        self._runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -204,8 +208,8 @@ class FakeLLM:
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.json()
         model = str(body.get("model", ""))
-        headers = dict(request.headers)
-        if self.api_key is not None and headers.get("Authorization") != f"Bearer {self.api_key}":
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
             return self._log_and(model, body, headers, self._error(401, "No auth credentials"))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
