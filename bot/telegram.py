@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 import time
+import warnings
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.warnings import PTBDeprecationWarning
 from telegramify_markdown import MessageEntity as MdEntity
 from telegramify_markdown import RenderConfig, convert, split_entities, utf16_len
 
@@ -252,7 +254,10 @@ class RateGate:
 
 def retry_seconds(error: RetryAfter) -> float:
     """`retry_after` in seconds, whether python-telegram-bot gives an int or a timedelta."""
-    value: Any = error.retry_after
+    # Reading it warns on PTB 22 (int now, timedelta later); both are handled here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value: Any = error.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 

@@ -113,6 +113,7 @@ class _Failure:
     method: str | None
     chat_id: str | None
     times: int
+    skip: int = 0
 
 
 @dataclass
@@ -185,8 +186,9 @@ class FakeTelegram:
         times: int = 1,
         method: str | None = "sendMessage",
         chat_id: str | int | None = None,
+        skip: int = 0,
     ) -> None:
-        """Answer the next `times` matching calls with 429 and `parameters.retry_after`."""
+        """Answer the next `times` matching calls (after `skip` of them) with 429 + retry_after."""
         self.fail_next(
             429,
             f"Too Many Requests: retry after {retry_after}",
@@ -194,6 +196,7 @@ class FakeTelegram:
             times=times,
             method=method,
             chat_id=chat_id,
+            skip=skip,
         )
 
     def fail_next(
@@ -205,10 +208,11 @@ class FakeTelegram:
         times: int = 1,
         method: str | None = "sendMessage",
         chat_id: str | int | None = None,
+        skip: int = 0,
     ) -> None:
-        """Answer the next `times` matching calls with this error."""
+        """Answer the next `times` matching calls (after letting `skip` through) with this error."""
         chat = None if chat_id is None else str(chat_id)
-        self._failures.append(_Failure(status, description, parameters, method, chat, times))
+        self._failures.append(_Failure(status, description, parameters, method, chat, times, skip))
 
     def push_update(self, update: dict[str, Any]) -> int:
         """Queue a raw update (without update_id) for getUpdates; returns its update_id."""
@@ -317,6 +321,9 @@ class FakeTelegram:
                 continue
             if failure.chat_id is not None and failure.chat_id != str(chat):
                 continue
+            if failure.skip > 0:
+                failure.skip -= 1
+                return None
             failure.times -= 1
             if failure.times <= 0:
                 self._failures.remove(failure)
@@ -389,7 +396,7 @@ class FakeTelegram:
         offset = int(params.get("offset") or 0)
         limit = int(params.get("limit") or 100)
         # Long polling, but short: a stopping Application must not wait on the stand-in.
-        timeout = min(float(params.get("timeout") or 0), 0.5)
+        timeout = min(float(params.get("timeout") or 0), 0.25)
         if offset:
             self._confirmed = max(self._confirmed, offset - 1)
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
