@@ -159,9 +159,7 @@ class FakeTelegram:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
@@ -565,8 +563,8 @@ async def _params(request: web.Request) -> dict[str, Any]:
                 params.update(body)
         else:
             form = await request.post()
-            for key, value in form.items():
-                params[key] = value if isinstance(value, str) else str(value)
+            for key, field_value in form.items():
+                params[key] = field_value if isinstance(field_value, str) else str(field_value)
     for key in (
         "entities",
         "reply_markup",

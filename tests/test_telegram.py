@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fake_telegram import FakeTelegram, check_entities, utf16_len
+from pydantic import SecretStr
 from service_support import ARCHIVED_DAY, NOW, ArchivePipeline, archive, make_activity, make_digest
 from telegram import Bot
 
@@ -40,7 +41,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 @pytest.fixture
 async def adapter(telegram: FakeTelegram, store: Store) -> AsyncIterator[TelegramAdapter]:
     """The bot, polling the stand-in, answering from the real store."""
-    settings = Settings(telegram_bot_token=telegram.token, telegram_api_url=telegram.url)
+    settings = Settings(telegram_bot_token=SecretStr(telegram.token), telegram_api_url=telegram.url)
     service = CommandService(settings, store, ArchivePipeline(store), clock=lambda: NOW)
     running = TelegramAdapter(settings, service)
     await running.start(poll_timeout=1)
