@@ -1,0 +1,524 @@
+"""The Discord adapter: slash commands → CommandService, Replies and digests → Discord messages.
+
+It translates only; what a command means is decided in `bot/service.py`. Two ways to post:
+
+- **bot mode** (`DISCORD_BOT_TOKEN`): a `discord.Client` with slash commands; daily posts go to
+  subscribed channels through `DiscordChannelSender` (platform `discord`);
+- **webhook mode** (`DISCORD_WEBHOOK_URL`): no bot and no gateway, the daily post goes through the
+  channel's webhook with `DiscordWebhookSender` (platform `discord-webhook`).
+
+Every message is sent with `AllowedMentions.none()`, so nothing in a digest (`@everyone`, a user
+or role mention in model output) can ever ping anyone, and with link previews suppressed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import aiohttp
+import discord
+from discord import app_commands
+
+from bot.discord_render import MESSAGE_LIMIT, render_messages
+from bot.repos import short_name
+from bot.senders import ChatGone, RetryLater
+from bot.service import COMMAND_MENU, ChatContext, Reply
+from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.store import Chat, Store
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+WEBHOOK_PLATFORM = "discord-webhook"
+NO_MENTIONS = discord.AllowedMentions.none()
+COMMAND_FAILED = "出错了，请稍后再试。"
+# Discord wants an answer to an interaction within 3 s; a command still busy after this long is
+# deferred ("thinking…") and answered with follow-ups.
+DEFER_AFTER = 1.0
+# Longer waits than this are handed back to delivery as RetryLater instead of blocking a worker.
+MAX_RATELIMIT_WAIT = 60.0
+# Discord allows 50 requests/s per bot (and per IP for webhooks); per-channel and per-webhook
+# buckets (5 per 2 s for a webhook) are read from the response headers by discord.py.
+REQUESTS_PER_SECOND = 40.0
+CHOICES = 25
+_WEBHOOK_URL = re.compile(
+    r"^https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/(?:v\d+/)?webhooks/"
+    r"(?P<id>[0-9]{17,20})/(?P<token>[A-Za-z0-9.\-_]{60,})/?$"
+)
+_ALL_BUT_GROUP_DMS = app_commands.AppCommandContext(guild=True, dm_channel=True)
+
+
+class CommandHandler(Protocol):
+    """The part of `bot.service.CommandService` the adapter calls."""
+
+    async def handle(
+        self,
+        ctx: ChatContext,
+        command: str,
+        args: str,
+        progress: Callable[[str], Awaitable[None]] | None = None,
+    ) -> Reply:
+        """Answer one command."""
+        ...
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def chat_context(interaction: discord.Interaction) -> ChatContext:
+    """Where an interaction came from; in a server, admins are members who may manage channels."""
+    private = interaction.guild_id is None
+    permissions = interaction.permissions
+
+    async def is_admin() -> bool:
+        return private or permissions.manage_channels
+
+    return ChatContext(
+        platform=PLATFORM,
+        chat_id=str(interaction.channel_id),
+        chat_kind="private" if private else "group",
+        user_id=str(interaction.user.id),
+        is_admin=is_admin,
+    )
+
+
+def join_args(*values: str | None) -> str:
+    """Slash-command options back into the argument text the service parses."""
+    return " ".join(value.strip() for value in values if value and value.strip())
+
+
+def repo_choices(
+    tracked: Sequence[str], current: str, *, limit: int = CHOICES
+) -> list[app_commands.Choice[str]]:
+    """Tracked repositories matching the typed text (full or short name, any case), best first."""
+    typed = current.strip().lower()
+    starts, contains = [], []
+    for repo in tracked:
+        full, short = repo.lower(), short_name(repo).lower()
+        if not typed or full.startswith(typed) or short.startswith(typed):
+            starts.append(repo)
+        elif typed in full:
+            contains.append(repo)
+    return [app_commands.Choice(name=repo, value=repo) for repo in [*starts, *contains][:limit]]
+
+
+def repo_list_choices(
+    tracked: Sequence[str], current: str, *, limit: int = CHOICES
+) -> list[app_commands.Choice[str]]:
+    """For a space-separated list of repositories: complete the last one, keep the others."""
+    head, _, last = current.replace(",", " ").rpartition(" ")
+    chosen = {name.lower() for name in head.split()}
+    prefix = " ".join(head.split())
+    choices = []
+    for choice in repo_choices(tracked, last, limit=len(tracked)):
+        if choice.value.lower() in chosen or short_name(choice.value).lower() in chosen:
+            continue
+        value = f"{prefix} {choice.value}" if prefix else choice.value
+        if len(value) <= 100:  # Discord's limit for a choice's name and value
+            choices.append(app_commands.Choice(name=value, value=value))
+    return choices[:limit]
+
+
+class _Answer:
+    """One interaction's answer: direct when the service is quick, deferred when it is not."""
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        self._interaction = interaction
+        self._lock = asyncio.Lock()
+
+    async def defer(self) -> None:
+        """Show Discord's "thinking…" (once); the answer then comes as follow-ups."""
+        async with self._lock:
+            if not self._interaction.response.is_done():
+                await self._interaction.response.defer(thinking=True)
+
+    async def progress(self, _text: str) -> None:
+        # Discord's own "thinking…" indicator is the progress message here: a text edited into
+        # the deferred response would end the deferral, and the answer could no longer fill it.
+        await self.defer()
+
+    async def send(self, reply: Reply) -> None:
+        """Send the Reply as one or more messages (ephemeral stays private, even after a defer)."""
+        messages = render_messages(reply.text) or ["…"]
+        interaction = self._interaction
+        async with self._lock:
+            if not interaction.response.is_done():
+                await interaction.response.send_message(
+                    messages[0],
+                    ephemeral=reply.ephemeral,
+                    allowed_mentions=NO_MENTIONS,
+                    suppress_embeds=True,
+                )
+                messages = messages[1:]
+            elif reply.ephemeral:
+                # A deferred response is public, and the first follow-up would fill it: drop it
+                # so the follow-ups are new messages that only the asker sees.
+                await interaction.delete_original_response()
+        for text in messages:
+            await interaction.followup.send(
+                text,
+                ephemeral=reply.ephemeral,
+                allowed_mentions=NO_MENTIONS,
+                suppress_embeds=True,
+                wait=True,
+            )
+
+
+async def answer(
+    interaction: discord.Interaction,
+    service: CommandHandler,
+    command: str,
+    args: str,
+    *,
+    defer_after: float = DEFER_AFTER,
+) -> None:
+    """Run `/command args` through the service and answer the interaction with its Reply."""
+    response = _Answer(interaction)
+    call = asyncio.ensure_future(
+        service.handle(chat_context(interaction), command, args, response.progress)
+    )
+    try:
+        done, _ = await asyncio.wait({call}, timeout=defer_after)
+        if not done:
+            await response.defer()
+    except discord.HTTPException as exc:  # the answer below may still get through
+        log.warning("Discord /%s could not be deferred: %s", command, _describe(exc))
+    except asyncio.CancelledError:
+        call.cancel()
+        raise
+    try:
+        reply = await call
+    except Exception:
+        log.exception("Discord /%s failed", command)
+        reply = Reply(COMMAND_FAILED, ephemeral=True)
+    await response.send(reply)
+
+
+def build_tree(
+    client: discord.Client,
+    service: CommandHandler,
+    tracked: Sequence[str],
+    *,
+    defer_after: float = DEFER_AFTER,
+) -> app_commands.CommandTree[discord.Client]:
+    """The slash commands, each a thin call into the service."""
+    tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(
+        client, allowed_contexts=_ALL_BUT_GROUP_DMS
+    )
+    about = dict(COMMAND_MENU)
+    repos = list(tracked)
+
+    async def run(interaction: discord.Interaction, command: str, *values: str | None) -> None:
+        await answer(interaction, service, command, join_args(*values), defer_after=defer_after)
+
+    async def complete_repo(
+        _interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return repo_choices(repos, current)
+
+    async def complete_repos(
+        _interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return repo_list_choices(repos, current)
+
+    @tree.command(name="digest", description=about["digest"][:100])
+    @app_commands.rename(day="date")
+    @app_commands.describe(repo="仓库（全名或简称）", day="日期 YYYY-MM-DD，默认最新一天")
+    @app_commands.autocomplete(repo=complete_repo)
+    async def digest(
+        interaction: discord.Interaction, repo: str | None = None, day: str | None = None
+    ) -> None:
+        await run(interaction, "digest", repo, day)
+
+    @tree.command(name="subscribe", description=about["subscribe"][:100])
+    @app_commands.describe(repos="空格分隔的仓库；不填则订阅全部")
+    @app_commands.autocomplete(repos=complete_repos)
+    async def subscribe(interaction: discord.Interaction, repos: str | None = None) -> None:
+        await run(interaction, "subscribe", repos)
+
+    @tree.command(name="unsubscribe", description=about["unsubscribe"][:100])
+    @app_commands.describe(repos="空格分隔的仓库；不填则全部取消")
+    @app_commands.autocomplete(repos=complete_repos)
+    async def unsubscribe(interaction: discord.Interaction, repos: str | None = None) -> None:
+        await run(interaction, "unsubscribe", repos)
+
+    @tree.command(name="subscriptions", description=about["subscriptions"][:100])
+    async def subscriptions(interaction: discord.Interaction) -> None:
+        await run(interaction, "subscriptions")
+
+    @tree.command(name="settime", description=about["settime"][:100])
+    @app_commands.describe(time="本地时间 HH:MM，例如 09:00")
+    async def settime(interaction: discord.Interaction, time: str) -> None:
+        await run(interaction, "settime", time)
+
+    @tree.command(name="repos", description=about["repos"][:100])
+    async def repos_(interaction: discord.Interaction) -> None:
+        await run(interaction, "repos")
+
+    @tree.command(name="help", description=about["help"][:100])
+    async def help_(interaction: discord.Interaction) -> None:
+        await run(interaction, "help")
+
+    return tree
+
+
+class DigestBot(discord.Client):
+    """The Discord bot: slash commands only (no privileged intents, no message content)."""
+
+    def __init__(
+        self,
+        service: CommandHandler,
+        tracked: Sequence[str],
+        *,
+        connector: aiohttp.BaseConnector | None = None,
+        defer_after: float = DEFER_AFTER,
+    ) -> None:
+        super().__init__(
+            intents=discord.Intents.none(),
+            allowed_mentions=NO_MENTIONS,
+            connector=connector,
+            max_ratelimit_timeout=MAX_RATELIMIT_WAIT,
+        )
+        self.tree = build_tree(self, service, tracked, defer_after=defer_after)
+        self.sender = DiscordChannelSender(self)
+
+    async def setup_hook(self) -> None:
+        """Register the slash commands with Discord (global commands, idempotent)."""
+        synced = await self.tree.sync()
+        log.info("Discord: %d slash commands registered", len(synced))
+
+
+def make_bot(
+    settings: Settings, service: CommandHandler, *, connector: aiohttp.BaseConnector | None = None
+) -> DigestBot:
+    """The bot for `run_discord`; its `sender` posts the daily digest to subscribed channels."""
+    return DigestBot(service, settings.digest_repos, connector=connector)
+
+
+async def run_discord(
+    settings: Settings,
+    service: CommandHandler,
+    stop_event: asyncio.Event,
+    *,
+    bot: DigestBot | None = None,
+) -> None:
+    """Run the Discord bot until `stop_event` is set; a rejected token raises LoginFailure."""
+    if settings.discord_bot_token is None:
+        raise ValueError("DISCORD_BOT_TOKEN is not set")
+    client = bot or make_bot(settings, service)
+    token = settings.discord_bot_token.get_secret_value()
+    async with client:
+        running = asyncio.create_task(client.start(token))
+        stopping = asyncio.create_task(stop_event.wait())
+        try:
+            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not running.done():
+                await client.close()
+            await asyncio.wait({running})
+        error = None if running.cancelled() else running.exception()
+        if error is not None:
+            log.error("Discord bot stopped: %s", error)
+            raise error
+
+
+# --- delivery ----------------------------------------------------------------------------------
+
+
+class _Resume:
+    """Message ids already sent per (chat, digest), so a retry continues where a send stopped."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._sent: OrderedDict[tuple[str, str], list[str]] = OrderedDict()
+        self._size = size
+
+    async def send(
+        self, chat_id: str, messages: list[str], send_one: Callable[[str], Awaitable[str]]
+    ) -> list[str]:
+        key = (chat_id, hashlib.sha256("\0".join(messages).encode()).hexdigest())
+        sent = self._sent.setdefault(key, [])
+        while len(self._sent) > self._size:
+            self._sent.popitem(last=False)
+        try:
+            for text in messages[len(sent) :]:
+                sent.append(await send_one(text))
+        except ChatGone:
+            self._sent.pop(key, None)
+            raise
+        self._sent.pop(key, None)
+        return list(sent)
+
+
+class DiscordChannelSender:
+    """Posts a digest to a channel (or DM) through the bot (`platform = "discord"`)."""
+
+    platform = PLATFORM
+    rate_per_second = REQUESTS_PER_SECOND
+
+    def __init__(self, client: discord.Client) -> None:
+        self._client = client
+        self._resume = _Resume()
+
+    async def send_digest(self, chat_id: str, markdown: str) -> list[str]:
+        """Send the digest in ≤ 2000-character messages; ChatGone when the channel is lost."""
+        if self._client.user is None:
+            raise RetryLater(30.0, "the Discord bot is not logged in yet")
+        channel = self._client.get_partial_messageable(int(chat_id))
+
+        async def send_one(text: str) -> str:
+            try:
+                message = await channel.send(
+                    text, allowed_mentions=NO_MENTIONS, suppress_embeds=True
+                )
+            except discord.RateLimited as exc:
+                raise RetryLater(exc.retry_after, "Discord rate limit") from exc
+            except (discord.Forbidden, discord.NotFound) as exc:
+                log.warning("Discord channel %s cannot be posted to: %s", chat_id, _describe(exc))
+                raise ChatGone(f"Discord channel {chat_id}: {_describe(exc)}") from exc
+            except discord.HTTPException as exc:
+                if exc.status == 429:
+                    raise RetryLater(_retry_after(exc), "Discord rate limit") from exc
+                raise
+            return str(message.id)
+
+        return await self._resume.send(chat_id, render_messages(markdown, MESSAGE_LIMIT), send_one)
+
+
+def parse_webhook_url(url: str) -> tuple[str, str]:
+    """(id, token) of a Discord webhook URL; ValueError (without the secret) when it is not one."""
+    match = _WEBHOOK_URL.match(url.strip())
+    if match is None:
+        raise ValueError(
+            "DISCORD_WEBHOOK_URL is not a Discord webhook URL "
+            "(https://discord.com/api/webhooks/<id>/<token>)"
+        )
+    return match["id"], match["token"]
+
+
+class DiscordWebhookSender:
+    """Posts a digest through channel webhooks (platform `discord-webhook`, chat id = webhook id).
+
+    discord.py paces each webhook by its rate-limit headers (5 requests / 2 s) and waits out a
+    429 it is told about; a webhook that was deleted (404) or whose token is wrong (401) is gone.
+    """
+
+    platform = WEBHOOK_PLATFORM
+    rate_per_second = REQUESTS_PER_SECOND
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._urls = {parse_webhook_url(url)[0]: url.strip() for url in urls}
+        self._session = session
+        self._owns_session = session is None
+        self._resume = _Resume()
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The configured webhooks' ids, the chat ids of their delivery records."""
+        return tuple(self._urls)
+
+    def _webhook(self, chat_id: str) -> discord.Webhook:
+        url = self._urls.get(chat_id)
+        if url is None:
+            raise ChatGone(f"Discord webhook {chat_id} is no longer configured")
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return discord.Webhook.from_url(url, session=self._session)
+
+    async def send_digest(self, chat_id: str, markdown: str) -> list[str]:
+        """Send the digest in ≤ 2000-character messages; ChatGone when the webhook is gone."""
+        webhook = self._webhook(chat_id)
+
+        async def send_one(text: str) -> str:
+            try:
+                message = await webhook.send(
+                    text,
+                    wait=True,
+                    allowed_mentions=NO_MENTIONS,
+                    suppress_embeds=True,
+                )
+            except (discord.NotFound, discord.Forbidden) as exc:
+                raise self._gone(chat_id, exc) from exc
+            except discord.HTTPException as exc:
+                if exc.status == 401:
+                    raise self._gone(chat_id, exc) from exc
+                if exc.status == 429:
+                    raise RetryLater(_retry_after(exc), "Discord webhook rate limit") from exc
+                raise
+            return str(message.id)
+
+        return await self._resume.send(chat_id, render_messages(markdown, MESSAGE_LIMIT), send_one)
+
+    @staticmethod
+    def _gone(chat_id: str, exc: discord.HTTPException) -> ChatGone:
+        log.warning(
+            "Discord webhook %s answered %s; it receives no more posts. "
+            "Create a new webhook and set DISCORD_WEBHOOK_URL to it.",
+            chat_id,
+            _describe(exc),
+        )
+        return ChatGone(f"Discord webhook {chat_id}: {_describe(exc)}")
+
+    async def aclose(self) -> None:
+        """Close the HTTP session if this sender opened it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def make_webhook_sender(settings: Settings) -> DiscordWebhookSender | None:
+    """The webhook sender for DISCORD_WEBHOOK_URL (several may be comma-separated), or None."""
+    if settings.discord_webhook_url is None:
+        return None
+    raw = settings.discord_webhook_url.get_secret_value()
+    urls = [url.strip() for url in raw.split(",") if url.strip()]
+    if not urls:
+        return None
+    return DiscordWebhookSender(urls)
+
+
+async def register_webhooks(
+    store: Store, sender: DiscordWebhookSender, settings: Settings
+) -> list[Chat]:
+    """Subscribe each configured webhook (all repositories) unless it already has a record.
+
+    A webhook that was deactivated (deleted on Discord) stays inactive: a new webhook has a new id.
+    """
+    chats = []
+    for webhook_id in sender.targets:
+        chat = await store.get_chat(WEBHOOK_PLATFORM, webhook_id)
+        if chat is None:
+            chat = await store.subscribe(
+                WEBHOOK_PLATFORM,
+                webhook_id,
+                None,
+                by="DISCORD_WEBHOOK_URL",
+                post_time=settings.digest_post_time,
+                timezone=settings.digest_timezone,
+            )
+        chats.append(chat)
+    return chats
+
+
+def _describe(exc: discord.HTTPException) -> str:
+    return f"{exc.status} {exc.text or exc.response.reason}".strip()
+
+
+def _retry_after(exc: discord.HTTPException) -> float:
+    try:
+        return max(float(exc.response.headers.get("Retry-After", "1")), 0.0)
+    except ValueError:
+        return 1.0
