@@ -8,6 +8,9 @@ the compare API gives the *net* diff of a range, which is smaller whenever two c
 same lines, so it only serves as a flagged fallback beyond `Limits.commit_details`. Commit details
 are immutable, so a re-run serves them from the ETag cache without asking; the listings are
 conditional requests, answered 304 when nothing changed.
+
+GitHub's commit listing is not first-parent: in a merge-commit (not squash) workflow, branch
+commits dated in the window are listed and counted beside the merge commit that brings them in.
 """
 
 from __future__ import annotations
@@ -125,12 +128,17 @@ class _Cuts:
     patches_left_out: int = 0
     notes: list[str] = field(default_factory=list)
 
-    def text(self, value: str | None, limit: int, kind: str = "bodies") -> str:
-        value = value or ""
-        if len(value) <= limit:
-            return value
-        setattr(self, kind, getattr(self, kind) + 1)
-        return value[:limit].rstrip() + _CUT
+    def body(self, value: str | None, limit: int) -> str:
+        """A body or release notes, as an excerpt of at most `limit` characters."""
+        text, cut = _excerpt(value, limit)
+        self.bodies += cut
+        return text
+
+    def message(self, value: str, limit: int) -> str:
+        """A commit message, as an excerpt of at most `limit` characters."""
+        text, cut = _excerpt(value, limit)
+        self.messages += cut
+        return text
 
     def summary(self, limits: Limits) -> list[str]:
         notes = list(self.notes)
@@ -169,27 +177,23 @@ class _RepoDay:
         self._cuts = _Cuts()
 
     async def collect(self) -> RepoActivity:
-        listed = await asyncio.gather(
-            self._list_commits(),
-            self._list_issues(),
-            self._list_releases(),
-            return_exceptions=True,
-        )
-        for result in listed:
-            if isinstance(result, BaseException):
-                raise result
-        commits_raw, issues, releases = listed
-        assert isinstance(commits_raw, list)
-        assert isinstance(issues, list)
-        assert isinstance(releases, list)
-        sized = await self._details(commits_raw)
+        try:
+            async with asyncio.TaskGroup() as group:
+                listing = group.create_task(self._list_commits())
+                issues_task = group.create_task(self._list_issues())
+                releases = group.create_task(self._list_releases())
+        except ExceptionGroup as failed:
+            # One listing's failure is the repository's (the others were cancelled).
+            raise failed.exceptions[0] from None
+        issues = issues_task.result()
+        sized = await self._details(listing.result())
         commits = [self._commit(item) for item in sized]
         totals = await self._totals(sized)
         return RepoActivity(
             repo=self._repo,
-            releases=releases,
+            releases=releases.result(),
             merged_pulls=self._merged(issues, commits),
-            opened_pulls=self._opened(issues, pulls=True),
+            opened_pulls=[self._pull(i) for i in self._opened(issues, pulls=True)],
             opened_issues=[self._issue(i) for i in self._opened(issues, pulls=False)],
             commits=commits,
             totals=totals,
@@ -330,7 +334,7 @@ class _RepoDay:
             committed_at=item.committed_at,
             author=author,
             pull_number=pull_number(message),
-            message=self._cuts.text(message, self._limits.message_chars, "messages"),
+            message=self._cuts.message(message, self._limits.message_chars),
             **sizes,
         )
 
@@ -367,15 +371,15 @@ class _RepoDay:
             if commit.pull_number is not None:
                 by_pull.setdefault(commit.pull_number, []).append(commit)
         merged = [
-            i
+            (i.pull_request.merged_at, i)
             for i in issues
             if i.pull_request is not None
             and i.pull_request.merged_at is not None
             and self._window.contains(i.pull_request.merged_at)
         ]
-        merged.sort(key=lambda i: (i.pull_request.merged_at if i.pull_request else None, i.number))
+        merged.sort(key=lambda pair: (pair[0], pair[1].number))
         pulls = []
-        for issue in merged:
+        for _, issue in merged:
             # One squash or merge commit of the PR on the default branch carries its size.
             matches = by_pull.get(issue.number, [])
             source = matches[0] if len(matches) == 1 else None
@@ -389,16 +393,17 @@ class _RepoDay:
             )
         return pulls
 
-    def _opened(self, issues: list[GhIssue], *, pulls: bool) -> list[Any]:
+    def _opened(self, issues: list[GhIssue], *, pulls: bool) -> list[GhIssue]:
+        """Issues (or pull requests) created in the window, oldest first."""
         opened = [
-            i
+            (i.created_at, i)
             for i in issues
             if (i.pull_request is not None) == pulls
             and i.created_at is not None
             and self._window.contains(i.created_at)
         ]
-        opened.sort(key=lambda i: (i.created_at, i.number))
-        return [self._pull(i) for i in opened] if pulls else opened
+        opened.sort(key=lambda pair: (pair[0], pair[1].number))
+        return [i for _, i in opened]
 
     def _pull(self, issue: GhIssue, **sizes: Any) -> PullRequest:
         ref = issue.pull_request
@@ -410,7 +415,7 @@ class _RepoDay:
             labels=issue.labels,
             created_at=issue.created_at,
             merged_at=ref.merged_at if ref else None,
-            body=self._cuts.text(issue.body, self._limits.body_chars),
+            body=self._cuts.body(issue.body, self._limits.body_chars),
             **sizes,
         )
 
@@ -424,7 +429,7 @@ class _RepoDay:
             author=issue.user.login if issue.user else None,
             labels=issue.labels,
             comments=issue.comments,
-            body=self._cuts.text(issue.body, self._limits.body_chars),
+            body=self._cuts.body(issue.body, self._limits.body_chars),
         )
 
     def _release(self, release: GhRelease) -> Release:
@@ -436,8 +441,16 @@ class _RepoDay:
             url=release.html_url,
             author=release.author.login if release.author else None,
             prerelease=release.prerelease,
-            body=self._cuts.text(release.body, self._limits.release_body_chars),
+            body=self._cuts.body(release.body, self._limits.release_body_chars),
         )
+
+
+def _excerpt(value: str | None, limit: int) -> tuple[str, int]:
+    """`value` cut to `limit` characters (plus a mark), and 1 when it was cut."""
+    value = value or ""
+    if len(value) <= limit:
+        return value, 0
+    return value[:limit].rstrip() + _CUT, 1
 
 
 def _committed_at(commit: GhCommit) -> datetime | None:

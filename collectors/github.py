@@ -313,7 +313,11 @@ class GitHubClient:
                     )
                 return _Retryable(f"GET {short}: {status} rate limited ({message})", wait)
         if status >= 500:
-            return _Retryable(f"GET {short}: {status} {response.reason_phrase}")
+            # A 503 may say when to come back; otherwise back off exponentially.
+            after = _retry_after(response.headers.get("Retry-After"), self._clock())
+            if after is not None:
+                after = min(after, self._max_rate_limit_wait)
+            return _Retryable(f"GET {short}: {status} {response.reason_phrase}", after)
         if status == 404:
             return GitHubError(f"GitHub 404 for {short}: not found, or private", 404)
         return GitHubError(f"GitHub {status} for {short}: {message}", status)
