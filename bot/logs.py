@@ -62,8 +62,11 @@ _PREFIXED_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"(/bot)\d+:[^/\s\"'<>]+"),
     # The token segment of a Discord webhook URL: /api[/v10]/webhooks/<id>/<token>.
     re.compile(r"(/api(?:/v\d+)?/webhooks/\d+/)[^/?#\s\"'<>]+"),
-    # Authorization header values.
-    re.compile(r"(\b(?:Bearer|Bot)\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE),
+    # Passwords in URLs (DATABASE_URL, proxies): scheme://user:<password>@host.
+    re.compile(r"(://[^/\s:@]+:)[^@\s/]+(?=@)"),
+    # Bearer credentials. (`Bot <token>` is left to the Discord token shape: "bot" is a word
+    # in this project's own log lines.)
+    re.compile(r"(\bBearer\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE),
     # Provider fields that identify the account, JSON or Python-repr quoted.
     re.compile(r"""(["']user_?id["']\s*:\s*["'])[^"']+""", re.IGNORECASE),
     # Credential-named fields in JSON, reprs and query strings.
@@ -100,7 +103,7 @@ class Redactor:
         for secret in self.secrets:
             values |= _variants(secret.strip())
         if values:
-            # Longest first, so a whole webhook URL wins over its token part.
+            # Longest first: where one value begins another, the longer one is masked whole.
             ordered = sorted(values, key=len, reverse=True)
             pattern = re.compile("|".join(re.escape(value) for value in ordered))
             object.__setattr__(self, "_exact", pattern)

@@ -102,6 +102,11 @@ LEAKS = [
         "opaque.credential-9876",
     ),
     Leak(
+        "password in a database URL",
+        "cannot connect to postgresql+asyncpg://digest:pg-pass-9@db:5432/digest",
+        "pg-pass-9",
+    ),
+    Leak(
         "OpenRouter user_id field",
         f'OpenRouter 429: {{"error":{{"code":429}},"user_id":"{OPENROUTER_USER}"}}',
         OPENROUTER_USER,
@@ -182,7 +187,8 @@ def test_normal_text_line_is_untouched() -> None:
     out = capture(json_mode=False)
     message = (
         "vllm-project/vllm: 12 commits, 3 merged PRs (#31245, #31250), written by "
-        "deepseek/deepseek-chat-v3-0324:free at 09:00:00; task-force sk-short user_id=5 "
+        "deepseek/deepseek-chat-v3-0324:free at 09:00:00; task-force sk-short user_id=5; "
+        "Bot commands registered, bearer of news; "
         "prompt_tokens=5120 https://github.com/vllm-project/vllm/commit/"
         "6b3e607b852f1543dc21323155a2ad71473c8642"
     )
