@@ -172,7 +172,9 @@ class Composer:
         key = self._section_key(activity, day)
         cached = await self._cached_section(key)
         if cached is not None:
-            return cached
+            # The cache may live in a shared database: guard the text again on the way out.
+            markdown = clean_model_markdown(cached.markdown, allowed_links(activity))
+            return cached.model_copy(update={"markdown": markdown})
         try:
             section = await self._model_section(self._llm, activity)
         except AllModelsFailed as exc:

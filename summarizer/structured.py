@@ -109,6 +109,8 @@ def _dir_of(filename: str) -> str:
     parts = filename.split("/")[:-1]
     if not parts:
         return "（根目录）"
+    if parts[0] in _SUPPORT_DIRS:
+        return parts[0]
     if parts[0] in _CONTAINER_DIRS or len(parts) >= 2:
         return "/".join(parts[:2])
     return parts[0]

@@ -6,17 +6,22 @@ import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
+from fake_github import FakeGitHub
 from fake_llm import API_KEY, FAKE_USER_ID, FakeLLM, answer, rate_limited
 
 from collectors.activity import DayActivity, Issue, PullRequest, Release, RepoActivity, Totals
 from collectors.cache import MemoryCache
+from collectors.collect import collect_day
+from collectors.github import GitHubClient
 from summarizer.compose import Composer
 from summarizer.digest import NO_UPDATES, render_markdown
 from summarizer.guard import ZWSP
 from summarizer.llm import LLMClient
 from summarizer.prompts import DATA_LABEL
+from summarizer.structured import structured_section
 
 DAY = date(2026, 2, 4)
 WHEN = datetime(2026, 2, 4, 3, 0, tzinfo=UTC)
@@ -334,3 +339,52 @@ async def test_sections_of_different_repositories_are_written_concurrently() -> 
             await llm.aclose()
     assert fake.max_in_flight == 4
     assert _is_summary(fake.requests[-1].text)
+
+
+# ------------------------------------------------------------------ structured sections
+
+
+def test_structured_section_puts_releases_first_and_groups_merged_prs_by_area() -> None:
+    repo = "acme/engine"
+    release = Release(
+        tag_name="v2.0", published_at=WHEN, url=f"https://github.com/{repo}/releases/tag/v2.0"
+    )
+    activity = RepoActivity(
+        repo=repo,
+        releases=[release],
+        merged_pulls=[
+            _pull(repo, 1, "[Attention] Faster decode"),
+            _pull(repo, 2, "[Kernel] FP8 GEMM"),
+            _pull(repo, 3, "[Attention] Fix masking"),
+            _pull(repo, 4, "Tidy up", labels=["ci/build"]),
+        ],
+        opened_issues=[_issue(repo, 5)],
+        totals=Totals(commits=4, additions=40, deletions=8, files_changed=6),
+    )
+    markdown = structured_section(activity)
+    assert markdown.index("v2.0") < markdown.index("已合并 PR")
+    attention = markdown.index("**Attention**")
+    assert attention < markdown.index("pull/1)") < markdown.index("pull/3)")
+    assert markdown.index("pull/3)") < markdown.index("**Kernel**")
+    assert "**ci/build**" in markdown
+    assert "Faster decode" in markdown and "[Attention] Faster decode" not in markdown
+    assert "[#5](https://github.com/acme/engine/issues/5)" in markdown
+    assert "**当日统计**：4 个 commit，+40/-8 行" in markdown
+
+
+async def test_recorded_day_in_structured_mode_lists_every_merged_pr_and_release(
+    recorded_day: Path,
+) -> None:
+    async with FakeGitHub() as server:
+        repos = server.load_recorded(recorded_day)
+        async with GitHubClient(server.url, None, None) as github:
+            day = await collect_day(github, repos, date(2026, 2, 4), "Asia/Shanghai")
+    truth = json.loads((recorded_day / "truth.json").read_text())["Asia/Shanghai"]
+    rendered = render_markdown(await Composer(None, None).compose(day, repos))
+    for repo, expected in truth.items():
+        for number in expected["merged_pulls"]:
+            assert f"(https://github.com/{repo}/pull/{number})" in rendered
+        for tag in expected["releases"]:
+            assert f"(https://github.com/{repo}/releases/tag/{tag})" in rendered
+        if not expected["commits"]:
+            assert f"### {repo}\n{NO_UPDATES}" in rendered
