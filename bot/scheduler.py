@@ -245,17 +245,23 @@ async def post_once(
     day: date,
     senders: Mapping[str, Sender],
     *,
+    store: Store | None = None,
     rounds: int = 4,
     max_wait: float = 300.0,
 ) -> FanOutResult:
     """One fan-out of `day` for `aiinfra-digest post`: generate or reuse, deliver, retry a little.
 
-    Opens the store at DATABASE_URL (migrating it) and the GitHub/model clients; chats that fail
-    transiently are retried within this run up to `rounds` times, then left to the next run.
+    Opens the store at DATABASE_URL (migrating it; or uses `store`, left open) and the
+    GitHub/model clients; chats that fail transiently are retried within this run up to `rounds`
+    times, then left to the next run.
     """
+    # Imported here: the pipeline pulls in the collector and model clients, which the
+    # scheduler's callers already hold.
     from bot.pipeline import Pipeline, make_composer, make_github, make_llm
 
-    store = await Store.open(settings.database_url)
+    own_store = store is None
+    if store is None:
+        store = await Store.open(settings.database_url)
     llm = make_llm(settings)
     worker = worker_id("post:")
     total = FanOutResult()
@@ -279,5 +285,6 @@ async def post_once(
     finally:
         if llm is not None:
             await llm.aclose()
-        await store.close()
+        if own_store:
+            await store.close()
     return total
