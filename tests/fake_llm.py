@@ -2,8 +2,9 @@
 
 Serves `POST {base}/chat/completions` on 127.0.0.1 with scripted behaviour per model: an answer,
 OpenRouter's 429 error body (with a `user_id`) and `Retry-After`, a 5xx, a slow answer, a 400
-for `response_format` json_schema. Every request is logged. Without a script a model answers
-in Chinese, linking the first links of the prompt (and with JSON for a summary request).
+for `response_format` json_schema, fenced JSON, an English answer, a 200 without choices.
+Every request is logged. Without a script a model answers in Chinese, linking the first links
+of the prompt (and with JSON for a summary request).
 
     async with FakeLLM(latency=0.0) as fake:
         fake.script("m1", rate_limited())          # once, then the default
@@ -71,6 +72,17 @@ def answer(
     return Behaviour(
         "answer", text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
     )
+
+
+def fenced_json(summary: str, conclusion: str, *, prose: str = "好的，结果如下：") -> Behaviour:
+    """A summary answer the way weaker models give it: prose, then JSON in a ```json fence."""
+    payload = json.dumps({"summary": summary, "conclusion": conclusion}, ensure_ascii=False)
+    return answer(f"{prose}\n```json\n{payload}\n```")
+
+
+def english(text: str = "Here is a summary of today's changes.") -> Behaviour:
+    """A usable-looking answer in English (the client must treat it as unusable)."""
+    return answer(text)
 
 
 def openrouter_429_body(model: str, user_id: str = FAKE_USER_ID) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from fake_github import FakeGitHub
-from fake_llm import API_KEY, FAKE_USER_ID, FakeLLM, answer, rate_limited
+from fake_llm import API_KEY, FAKE_USER_ID, FakeLLM, answer, fenced_json, rate_limited
 
 from collectors.activity import DayActivity, Issue, PullRequest, Release, RepoActivity, Totals
 from collectors.cache import MemoryCache
@@ -164,11 +164,8 @@ async def test_a_failed_collection_is_a_short_chinese_section_without_the_raw_er
 
 
 async def test_a_fenced_json_summary_is_parsed_and_rendered_as_prose(fake: FakeLLM) -> None:
-    fenced = (
-        "好的：\n```json\n" + _summary_json("今天 cutlass 发布了 v4.4。", "留意回归。") + "\n```"
-    )
     fake.script("m1", answer("- [#1](https://github.com/acme/engine/pull/1) 修复了问题。"))
-    fake.script("m1", answer(fenced))
+    fake.script("m1", fenced_json("今天 cutlass 发布了 v4.4。", "留意回归。"))
     llm = LLMClient(API_KEY, fake.base_url, ["m1"], requests_per_minute=6000.0)
     try:
         day = _day(_repo("acme/engine", pulls=(1,)))

@@ -11,6 +11,7 @@ from fake_llm import (
     FAKE_USER_ID,
     FakeLLM,
     answer,
+    english,
     no_choices,
     rate_limited,
     reject_json_schema,
@@ -120,7 +121,7 @@ async def test_a_model_slower_than_the_timeout_is_skipped(fake: FakeLLM) -> None
 
 async def test_empty_english_or_invalid_answers_count_as_unusable(fake: FakeLLM) -> None:
     fake.always("m1", answer("   "))
-    fake.always("m2", answer("Here is the summary of today's changes in the repository."))
+    fake.always("m2", english())
     fake.always("m3", answer("今天没有值得一提的内容，全部都是杂项修改。"))
     fake.always("m4", answer(CHINESE))
     llm = _client(fake, ["m1", "m2", "m3", "m4"])
