@@ -74,6 +74,9 @@ _GONE_MARKERS = (
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s")
 _SYMBOLS = RenderConfig.isolated()
+_FORMATTING = frozenset({"bold", "italic", "underline", "strikethrough", "spoiler"})
+_CODE = frozenset({"code", "pre"})
+_QUOTES = frozenset({"blockquote", "expandable_blockquote"})
 
 
 # -- rendering and splitting -----------------------------------------------------------------
@@ -127,7 +130,62 @@ def render_messages(markdown: str, limit: int = MAX_MESSAGE) -> list[Rendered]:
 
 def _render(markdown: str) -> Rendered:
     text, entities = convert(markdown, latex_escape=False, config=_SYMBOLS)
-    return _trimmed(text, tuple(entities))
+    return _trimmed(text, tuple(nestable(entities)))
+
+
+def nestable(entities: Sequence[MdEntity]) -> list[MdEntity]:
+    """Entities Telegram accepts together, per the Bot API's nesting rules.
+
+    Code and pre contain nothing and are inside nothing but quotes: bold/italic/... around them
+    are cut around them, and code inside a link loses its code look. Quotes do not nest; other
+    entities (links, ...) never contain each other; partial overlaps are dropped.
+    """
+    others = [e for e in entities if e.type not in _FORMATTING | _CODE | _QUOTES]
+    kept_others: list[MdEntity] = []
+    for entity in sorted(others, key=_span_order):
+        if not any(_overlaps(entity, other) for other in kept_others):
+            kept_others.append(entity)
+    code = [
+        e
+        for e in entities
+        if e.type in _CODE and not any(_overlaps(e, other) for other in kept_others)
+    ]
+    kept_code: list[MdEntity] = []
+    for entity in sorted(code, key=_span_order):
+        if not any(_overlaps(entity, other) for other in kept_code):
+            kept_code.append(entity)
+    quotes: list[MdEntity] = []
+    for entity in sorted((e for e in entities if e.type in _QUOTES), key=_span_order):
+        if not any(_overlaps(entity, other) for other in quotes):
+            quotes.append(entity)
+    formatting: list[MdEntity] = []
+    for entity in (e for e in entities if e.type in _FORMATTING):
+        formatting.extend(_cut_around(entity, kept_code))
+    return sorted(quotes + kept_others + kept_code + formatting, key=_span_order)
+
+
+def _span_order(entity: MdEntity) -> tuple[int, int]:
+    return (entity.offset, -entity.length)
+
+
+def _overlaps(a: MdEntity, b: MdEntity) -> bool:
+    return a.offset < b.offset + b.length and b.offset < a.offset + a.length
+
+
+def _cut_around(entity: MdEntity, holes: Sequence[MdEntity]) -> list[MdEntity]:
+    """`entity` minus the ranges of `holes` (sorted, non-overlapping), as one or more entities."""
+    pieces: list[MdEntity] = []
+    start, end = entity.offset, entity.offset + entity.length
+    for hole in holes:
+        hole_start, hole_end = hole.offset, hole.offset + hole.length
+        if hole_end <= start or hole_start >= end:
+            continue
+        if hole_start > start:
+            pieces.append(entity.copy_with(offset=start, length=hole_start - start))
+        start = max(start, hole_end)
+    if end > start:
+        pieces.append(entity.copy_with(offset=start, length=end - start))
+    return pieces
 
 
 def _trimmed(text: str, entities: tuple[MdEntity, ...]) -> Rendered:

@@ -57,8 +57,11 @@ ENTITY_TYPES = {
     "custom_emoji",
     "date_time",
 }
-# Telegram refuses other entities inside these.
-LEAF_ENTITIES = {"code", "pre"}
+# The Bot API's nesting rules: formatting nests with anything but code/pre; code/pre nest with
+# nothing (a quote may hold them); quotes don't nest; other entities never contain each other.
+FORMATTING_ENTITIES = {"bold", "italic", "underline", "strikethrough", "spoiler"}
+CODE_ENTITIES = {"code", "pre"}
+QUOTE_ENTITIES = {"blockquote", "expandable_blockquote"}
 HTML_TAGS = {
     "b": "bold",
     "strong": "bold",
@@ -643,8 +646,26 @@ def check_entities(plain: str, entities: list[dict[str, Any]]) -> None:
                 break
             if other_end > end:
                 raise ParseError(f"can't parse entities: {kind} and {other_kind} cross")
-            if kind in LEAF_ENTITIES:
-                raise ParseError(f"can't parse entities: {other_kind} inside {kind}")
+            problem = nesting_problem(kind, other_kind)
+            if problem:
+                raise ParseError(f"can't parse entities: {problem}")
+
+
+def nesting_problem(outer: str, inner: str) -> str | None:
+    """Why `inner` may not sit inside `outer` (the Bot API's nesting rules), or None."""
+    pair = {outer, inner}
+    if pair & CODE_ENTITIES:
+        rest = pair - CODE_ENTITIES
+        if rest and rest <= QUOTE_ENTITIES:
+            return None
+        return f"{inner} inside {outer} ({'/'.join(sorted(CODE_ENTITIES))} nest with nothing)"
+    if pair & FORMATTING_ENTITIES:
+        return None
+    if pair <= QUOTE_ENTITIES:
+        return f"{inner} inside {outer} (quotes can't be nested)"
+    if pair & QUOTE_ENTITIES:
+        return None
+    return f"{inner} inside {outer} (these entities can't contain each other)"
 
 
 _TAG = re.compile(

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 from service_support import ARCHIVED_DAY, NOW, ArchivePipeline, archive
 
+from bot.pipeline import Pipeline
 from bot.service import PROGRESS_TEXT, ChatContext, CommandService, Reply, echo
 from bot.settings import Settings
 from bot.store import Store
+from collectors.github import GitHubClient
+from summarizer.compose import Composer
 
 
 @pytest.fixture
@@ -383,3 +386,22 @@ def test_echo_truncates_escapes_markdown_and_neutralises_mentions() -> None:
     assert shown.startswith("@\u200beveryone \\*\\*bold\\*\\* \\[x\\]")
     assert shown.endswith("…")
     assert "\n" not in shown
+
+
+async def test_with_the_real_pipeline_an_archived_day_is_answered_without_collecting(
+    store: Store,
+) -> None:
+    settings = Settings()
+    github = GitHubClient("http://127.0.0.1:9", None, None)  # nothing listens there
+    try:
+        pipeline = Pipeline(settings, store, github=github, composer=Composer(None, None))
+        service = CommandService(settings, store, pipeline, clock=lambda: NOW)
+        first = await ask(service, "/digest vllm")
+        second = await ask(service, "/digest vllm")
+        whole = await ask(service, "/digest 2026-02-04")
+    finally:
+        await github.aclose()
+    assert first.text.startswith("### vllm-project/vllm（2026-02-04）")
+    assert second.text is first.text  # rendered once, then served from the cache
+    assert whole.text.startswith("今日的 AI Infra 的新闻如下。（2026-02-04）")
+    assert github.stats.requests == 0

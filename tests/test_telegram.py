@@ -17,6 +17,8 @@ from bot.service import CommandService
 from bot.settings import Settings
 from bot.store import Store
 from bot.telegram import RateGate, TelegramAdapter, TelegramSender, render_messages
+from collectors.sample import load_sample
+from summarizer.compose import Composer
 from summarizer.digest import render_markdown
 
 GROUP = -100500
@@ -297,3 +299,21 @@ def test_the_gate_holds_everything_after_a_pause() -> None:
     gate = RateGate(30, 20, clock=lambda: now[0])
     gate.pause(3)
     assert gate.reserve("1") == pytest.approx(3)
+
+
+def test_formatting_around_code_is_cut_around_it_and_code_in_a_link_is_plain() -> None:
+    [part] = render_messages(
+        "- **`deep_gemm/include`**\n- **修复 `foo` 的问题**\n- [`bar`](https://example.com/x)"
+    )
+    check_entities(part.text, [e.to_dict() for e in part.entities])
+    kinds = [e.type for e in part.entities]
+    assert kinds.count("code") == 2 and "text_link" in kinds
+    assert kinds.count("bold") == 2  # "修复 " and " 的问题"; the bold-only code keeps its code
+
+
+async def test_the_sample_digest_renders_into_messages_telegram_accepts() -> None:
+    activity = load_sample()
+    digest = await Composer(None, None).compose(activity, Settings().digest_repos)
+    for part in render_messages(render_markdown(digest)):
+        assert part.size <= 4096
+        check_entities(part.text, [e.to_dict() for e in part.entities])
