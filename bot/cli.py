@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
+from bot.logs import log_format_is_json, secrets_from_settings, setup_logging
 from bot.repos import resolve_repo
 from bot.settings import Settings, SettingsError, load_settings
 from collectors.activity import DayActivity
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade"], help="apply migrations")
 
     sub.add_parser("status", help="what happened today: digest, deliveries, failures")
+    sub.add_parser("health", help="exit 0 when the database answers (for health checks)")
     return parser
 
 
@@ -205,6 +207,12 @@ async def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return _not_yet("status")
 
 
+async def _cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.health import health
+
+    return await health(settings)
+
+
 COMMANDS = {
     "collect": _cmd_collect,
     "generate": _cmd_generate,
@@ -212,6 +220,7 @@ COMMANDS = {
     "run": _cmd_run,
     "db": _cmd_db,
     "status": _cmd_status,
+    "health": _cmd_health,
 }
 
 
@@ -221,15 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already reported in one line
         return exc.code if isinstance(exc.code, int) else 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("httpx", "httpcore", "openai", "telegram", "discord", "aiosqlite"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = load_settings()
+        try:
+            json_logs = log_format_is_json()
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        setup_logging(verbose=args.verbose, json=json_logs, secrets=secrets_from_settings(settings))
         return asyncio.run(COMMANDS[args.command](args, settings))
     except (SettingsError, UsageError) as exc:
         print(f"aiinfra-digest: {exc}", file=sys.stderr)
