@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
 import discord
+from aiolimiter import AsyncLimiter
 from discord import app_commands
 
 from bot.discord_render import MESSAGE_LIMIT, render_messages
@@ -45,9 +46,14 @@ COMMAND_FAILED = "出错了，请稍后再试。"
 DEFER_AFTER = 1.0
 # Longer waits than this are handed back to delivery as RetryLater instead of blocking a worker.
 MAX_RATELIMIT_WAIT = 60.0
-# Discord allows 50 requests/s per bot (and per IP for webhooks); per-channel and per-webhook
-# buckets (5 per 2 s for a webhook) are read from the response headers by discord.py.
-REQUESTS_PER_SECOND = 40.0
+# Discord allows 50 requests/s per bot, and per IP for webhook calls (they carry no token).
+# Per-channel and per-webhook buckets (5 per 2 s for a webhook) are read from the response
+# headers by discord.py; the global one is not, so the senders keep below it themselves.
+GLOBAL_REQUESTS_PER_SECOND = 50.0
+BOT_MESSAGES_PER_SECOND = 40.0
+# Webhook calls: a burst of 5, then 45/s, so no one-second span ever holds more than 50.
+WEBHOOK_BURST = 5
+WEBHOOK_RATE = GLOBAL_REQUESTS_PER_SECOND - WEBHOOK_BURST
 CHOICES = 25
 _WEBHOOK_URL = re.compile(
     r"^https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/(?:v\d+/)?webhooks/"
@@ -362,7 +368,7 @@ class DiscordChannelSender:
     """Posts a digest to a channel (or DM) through the bot (`platform = "discord"`)."""
 
     platform = PLATFORM
-    rate_per_second = REQUESTS_PER_SECOND
+    rate_per_second = BOT_MESSAGES_PER_SECOND
 
     def __init__(self, client: discord.Client) -> None:
         self._client = client
@@ -409,10 +415,12 @@ class DiscordWebhookSender:
 
     discord.py paces each webhook by its rate-limit headers (5 requests / 2 s) and waits out a
     429 it is told about; a webhook that was deleted (404) or whose token is wrong (401) is gone.
+    Webhook calls carry no token, so Discord's global limit (50 requests/s) counts them per IP:
+    all webhooks of this sender together never make more than 50 in any second.
     """
 
     platform = WEBHOOK_PLATFORM
-    rate_per_second = REQUESTS_PER_SECOND
+    rate_per_second = GLOBAL_REQUESTS_PER_SECOND
 
     def __init__(
         self,
@@ -424,6 +432,7 @@ class DiscordWebhookSender:
         self._session = session
         self._owns_session = session is None
         self._resume = _Resume()
+        self._per_ip = AsyncLimiter(WEBHOOK_BURST, WEBHOOK_BURST / WEBHOOK_RATE)
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -443,6 +452,7 @@ class DiscordWebhookSender:
         webhook = self._webhook(chat_id)
 
         async def send_one(text: str) -> str:
+            await self._per_ip.acquire()
             try:
                 message = await webhook.send(
                     text,
