@@ -128,3 +128,14 @@ def test_chinese_with_english_terms_looks_chinese_but_english_or_japanese_does_n
     assert not looks_chinese("Adds FP8 KV cache support for Qwen3-Omni and fixes a race.")
     assert not looks_chinese("これは日本語の文章です。カーネルを修正しました。")
     assert not looks_chinese("")
+
+
+def test_a_chinese_section_that_quotes_english_pr_titles_still_looks_chinese() -> None:
+    # Shaped like the vllm section of the reference digest: English titles, Chinese notes.
+    section = (
+        f"- **Support RotaryEmbedding CustomOp for gpt-oss** ([#10]({BASE}/pull/10)): "
+        "为 gpt-oss 模型添加了 RotaryEmbedding CustomOp 支持。\n"
+        f"- **Fix audio-in-video support for Qwen2.5-Omni and Qwen3-Omni** ([#10]({BASE}/pull/10)):"
+        " 修复了多模态模型中的音频处理问题。"
+    )
+    assert looks_chinese(section)
