@@ -33,6 +33,7 @@ from bot.service import COMMAND_MENU, ChatContext, Reply
 from bot.settings import Settings
 
 if TYPE_CHECKING:
+    from bot.senders import Sender
     from bot.store import Chat, Store
 
 log = logging.getLogger(__name__)
@@ -147,9 +148,13 @@ class _Answer:
                 await self._interaction.response.defer(thinking=True)
 
     async def progress(self, _text: str) -> None:
+        """Defer now: the command is slow (the service says it is generating)."""
         # Discord's own "thinking…" indicator is the progress message here: a text edited into
         # the deferred response would end the deferral, and the answer could no longer fill it.
-        await self.defer()
+        try:
+            await self.defer()
+        except discord.HTTPException as exc:  # progress is a courtesy; the command goes on
+            log.warning("Discord interaction could not be deferred: %s", _describe(exc))
 
     async def send(self, reply: Reply) -> None:
         """Send the Reply as one or more messages (ephemeral stays private, even after a defer)."""
@@ -532,3 +537,9 @@ def _retry_after(exc: discord.HTTPException) -> float:
         return max(float(exc.response.headers.get("Retry-After", "1")), 0.0)
     except ValueError:
         return 1.0
+
+
+if TYPE_CHECKING:
+
+    def _both_are_senders(webhook: DiscordWebhookSender, bot: DiscordChannelSender) -> list[Sender]:
+        return [webhook, bot]

@@ -216,6 +216,7 @@ class FakeDiscord:
         self.channel_messages: dict[int, list[Message]] = defaultdict(list)
         self._windows: dict[tuple[int, str], _Window] = defaultdict(_Window)
         self._forced_429: list[float] = []
+        self._drop_after: int | None = None
         self._interactions: dict[str, list[Message]] = {}
         self._acknowledged: set[str] = set()
         self.autocomplete: dict[str, list[dict[str, Any]]] = {}
@@ -286,6 +287,10 @@ class FakeDiscord:
         channel_id = snowflake()
         self._channels[channel_id] = access
         return channel_id
+
+    def drop_connection(self, after: int = 0) -> None:
+        """Let `after` more webhook messages through, then cut the connection on the next one."""
+        self._drop_after = after
 
     def answer_429(self, times: int = 1, retry_after: float = 0.3) -> None:
         """Answer the next `times` webhook executions with 429 (as a shared limit would)."""
@@ -457,6 +462,13 @@ class FakeDiscord:
             return self._error(
                 "webhook", str(hook_id), payload, 401, "Invalid Webhook Token", 50027
             )
+        if self._drop_after is not None:
+            self._drop_after -= 1
+            if self._drop_after < 0:
+                self._drop_after = None
+                assert request.transport is not None
+                request.transport.abort()  # a network failure mid-digest, before any answer
+                raise web.HTTPServiceUnavailable()
         limited = self._rate_limit((hook_id, token))
         if isinstance(limited, web.Response):
             self._record("webhook", str(hook_id), payload, 429)

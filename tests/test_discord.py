@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import discord
 import pytest
 from fake_discord import (
@@ -226,6 +227,19 @@ async def test_a_429_is_waited_out_and_every_message_arrives_once(
     assert len(set(ids)) == len(ids)
 
 
+async def test_a_retry_after_a_network_failure_continues_without_repeating_messages(
+    fake: FakeDiscord, webhook_sender: tuple[DiscordWebhookSender, str]
+) -> None:
+    sender, url = webhook_sender
+    markdown = render_markdown(long_digest(3))
+    fake.drop_connection(after=1)
+    with pytest.raises(aiohttp.ClientError):
+        await sender.send_digest(sender.targets[0], markdown)
+    ids = await sender.send_digest(sender.targets[0], markdown)
+    assert [m.content for m in fake.webhook_messages(url)] == render_messages(markdown)
+    assert ids == [str(m.id) for m in fake.webhook_messages(url)]
+
+
 async def test_a_deleted_webhook_raises_chat_gone_and_tells_the_operator(
     fake: FakeDiscord,
     webhook_sender: tuple[DiscordWebhookSender, str],
@@ -256,6 +270,20 @@ def test_webhook_settings_give_a_sender_per_url_and_refuse_other_urls() -> None:
     with pytest.raises(ValueError, match="DISCORD_WEBHOOK_URL") as refused:
         make_webhook_sender(load_settings(discord_webhook_url="https://example.com/x/" + "b" * 68))
     assert "b" * 68 not in str(refused.value)
+
+
+class NoCommands:
+    """A service that must not be reached."""
+
+    async def handle(self, *_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("no command expected")
+
+
+async def test_a_rejected_bot_token_ends_run_discord_with_login_failure(fake: FakeDiscord) -> None:
+    settings = load_settings(discord_bot_token="not-the-token")
+    bot = DigestBot(NoCommands(), settings.digest_repos, connector=fake.connector())
+    with pytest.raises(discord.LoginFailure):
+        await run_discord(settings, NoCommands(), asyncio.Event(), bot=bot)
 
 
 # --- delivery through the store ----------------------------------------------------------------
