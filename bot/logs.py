@@ -27,6 +27,7 @@ MASK = "***"
 # Libraries that log every request (URLs with tokens in them, among other things) at INFO/DEBUG.
 NOISY_LOGGERS: tuple[str, ...] = (
     "httpx",
+    "httpx2",
     "httpcore",
     "openai",
     "telegram",

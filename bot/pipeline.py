@@ -86,6 +86,8 @@ def run_errors(activity: DayActivity, digest: Digest) -> list[str]:
         for section in digest.sections
         if section.reason and section.written_by != "error"
     ]
+    if digest.summary_reason:
+        errors.append(f"summary: {digest.summary_reason}")
     return errors
 
 
