@@ -18,7 +18,8 @@ import hashlib
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
@@ -503,6 +504,35 @@ def make_webhook_sender(settings: Settings) -> DiscordWebhookSender | None:
     if not urls:
         return None
     return DiscordWebhookSender(urls)
+
+
+@asynccontextmanager
+async def discord_webhook_sender(settings: Settings) -> AsyncIterator[DiscordWebhookSender | None]:
+    """The webhook sender for DISCORD_WEBHOOK_URL (None when unset), closed on exit."""
+    sender = make_webhook_sender(settings)
+    try:
+        yield sender
+    finally:
+        if sender is not None:
+            await sender.aclose()
+
+
+@asynccontextmanager
+async def discord_channel_sender(
+    settings: Settings, *, connector: aiohttp.BaseConnector | None = None
+) -> AsyncIterator[DiscordChannelSender]:
+    """A channel sender on a logged-in client without a gateway (for `aiinfra-digest post`)."""
+    if settings.discord_bot_token is None:
+        raise ValueError("DISCORD_BOT_TOKEN is not set")
+    client = discord.Client(
+        intents=discord.Intents.none(),
+        allowed_mentions=NO_MENTIONS,
+        connector=connector,
+        max_ratelimit_timeout=MAX_RATELIMIT_WAIT,
+    )
+    async with client:
+        await client.login(settings.discord_bot_token.get_secret_value())
+        yield DiscordChannelSender(client)
 
 
 async def register_webhooks(

@@ -31,8 +31,8 @@ from bot.discord_bot import (
     PLATFORM,
     WEBHOOK_PLATFORM,
     DigestBot,
-    DiscordChannelSender,
     DiscordWebhookSender,
+    discord_channel_sender,
     make_webhook_sender,
     parse_webhook_url,
     register_webhooks,
@@ -366,10 +366,8 @@ async def test_fan_out_delivers_to_webhooks_and_marks_a_deleted_one_inactive(
 async def test_channel_sender_posts_and_a_channel_without_access_is_gone(
     fake: FakeDiscord,
 ) -> None:
-    client = discord.Client(intents=discord.Intents.none(), connector=fake.connector())
-    async with client:
-        await client.login(fake.bot_token)
-        sender = DiscordChannelSender(client)
+    settings = load_settings(discord_bot_token=fake.bot_token)
+    async with discord_channel_sender(settings, connector=fake.connector()) as sender:
         channel = fake.add_channel()
         ids = await sender.send_digest(str(channel), render_markdown(long_digest(4, " @everyone")))
         posted = fake.channel_messages[channel]
