@@ -178,8 +178,11 @@ class _Broadcast:
                 await queue.put(None)
             await asyncio.gather(*workers)
         finally:
+            # Cancelled (the process is going down) or failed: stop the senders; their claims
+            # stay leased and another worker takes them once the lease runs out.
             for task in workers:
                 task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
         return self.result
 
     async def _work(self, queue: asyncio.Queue[DeliveryClaim | None]) -> None:
@@ -219,6 +222,9 @@ class _Broadcast:
     async def _send(self, claim: DeliveryClaim, chat: Chat, markdown: str) -> None:
         for _ in range(8):  # RetryLater rounds; a platform asking more often is retried later
             await self.pause.wait()
+            if self._stopping():
+                await self.store.release_claim(claim)
+                return
             await self.limiter.acquire()
             held = await self._hold(claim)
             if held is None:
