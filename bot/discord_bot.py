@@ -20,6 +20,7 @@ import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
@@ -59,7 +60,8 @@ WEBHOOK_RATE = GLOBAL_REQUESTS_PER_SECOND - WEBHOOK_BURST
 CHOICES = 25
 _WEBHOOK_URL = re.compile(
     r"^https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/(?:v\d+/)?webhooks/"
-    r"(?P<id>[0-9]{17,20})/(?P<token>[A-Za-z0-9.\-_]{60,})/?$"
+    r"(?P<id>[0-9]{17,20})/(?P<token>[A-Za-z0-9.\-_]{60,})/?"
+    r"(?:\?(?:.*&)?thread_id=(?P<thread>[0-9]{17,20})(?:&.*)?|\?.*)?$"
 )
 _ALL_BUT_GROUP_DMS = app_commands.AppCommandContext(guild=True, dm_channel=True)
 
@@ -405,19 +407,38 @@ class DiscordChannelSender:
         return await self._resume.send(chat_id, render_messages(markdown, MESSAGE_LIMIT), send_one)
 
 
-def parse_webhook_url(url: str) -> tuple[str, str]:
-    """(id, token) of a Discord webhook URL; ValueError (without the secret) when it is not one."""
+@dataclass(frozen=True)
+class WebhookTarget:
+    """One webhook from DISCORD_WEBHOOK_URL; `thread_id` when the URL posts into a thread."""
+
+    id: str
+    token: str = field(repr=False)
+    thread_id: str | None = None
+
+    @property
+    def chat_id(self) -> str:
+        """The delivery record's chat id: `<webhook id>` or `<webhook id>/<thread id>`."""
+        return self.id if self.thread_id is None else f"{self.id}/{self.thread_id}"
+
+    @property
+    def url(self) -> str:
+        """The canonical URL, the form discord.py's `Webhook.from_url` parses."""
+        return f"https://discord.com/api/webhooks/{self.id}/{self.token}"
+
+
+def parse_webhook_url(url: str) -> WebhookTarget:
+    """The webhook behind a Discord webhook URL; ValueError (without the secret) otherwise."""
     match = _WEBHOOK_URL.match(url.strip())
     if match is None:
         raise ValueError(
             "DISCORD_WEBHOOK_URL is not a Discord webhook URL "
             "(https://discord.com/api/webhooks/<id>/<token>)"
         )
-    return match["id"], match["token"]
+    return WebhookTarget(match["id"], match["token"], match["thread"])
 
 
 class DiscordWebhookSender:
-    """Posts a digest through channel webhooks (platform `discord-webhook`, chat id = webhook id).
+    """Posts a digest through webhooks (platform `discord-webhook`, chat id: `WebhookTarget`).
 
     discord.py paces each webhook by its rate-limit headers (5 requests / 2 s) and waits out a
     429 it is told about; a webhook that was deleted (404) or whose token is wrong (401) is gone.
@@ -434,7 +455,7 @@ class DiscordWebhookSender:
         *,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        self._urls = {parse_webhook_url(url)[0]: url.strip() for url in urls}
+        self._targets = {target.chat_id: target for target in map(parse_webhook_url, urls)}
         self._session = session
         self._owns_session = session is None
         self._resume = _Resume()
@@ -443,19 +464,20 @@ class DiscordWebhookSender:
     @property
     def targets(self) -> tuple[str, ...]:
         """The configured webhooks' ids, the chat ids of their delivery records."""
-        return tuple(self._urls)
+        return tuple(self._targets)
 
-    def _webhook(self, chat_id: str) -> discord.Webhook:
-        url = self._urls.get(chat_id)
-        if url is None:
+    def _webhook(self, chat_id: str) -> tuple[discord.Webhook, discord.Object | None]:
+        target = self._targets.get(chat_id)
+        if target is None:
             raise ChatGone(f"Discord webhook {chat_id} is no longer configured")
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        return discord.Webhook.from_url(url, session=self._session)
+        webhook = discord.Webhook.from_url(target.url, session=self._session)
+        return webhook, None if target.thread_id is None else discord.Object(target.thread_id)
 
     async def send_digest(self, chat_id: str, markdown: str) -> list[str]:
         """Send the digest in ≤ 2000-character messages; ChatGone when the webhook is gone."""
-        webhook = self._webhook(chat_id)
+        webhook, thread = self._webhook(chat_id)
 
         async def send_one(text: str) -> str:
             await self._per_ip.acquire()
@@ -465,6 +487,7 @@ class DiscordWebhookSender:
                     wait=True,
                     allowed_mentions=NO_MENTIONS,
                     suppress_embeds=True,
+                    thread=thread or discord.utils.MISSING,
                 )
             except (discord.NotFound, discord.Forbidden) as exc:
                 raise self._gone(chat_id, exc) from exc

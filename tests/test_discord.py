@@ -250,16 +250,31 @@ async def test_a_deleted_webhook_raises_chat_gone_and_tells_the_operator(
     with caplog.at_level(logging.WARNING), pytest.raises(ChatGone, match="Unknown Webhook"):
         await sender.send_digest(sender.targets[0], "## 摘要\n内容")
     assert "DISCORD_WEBHOOK_URL" in caplog.text
-    assert parse_webhook_url(url)[1] not in caplog.text
+    assert parse_webhook_url(url).token not in caplog.text
 
 
 async def test_a_webhook_with_a_wrong_token_is_gone(fake: FakeDiscord) -> None:
     url = fake.add_webhook()
-    webhook_id, token = parse_webhook_url(url)
+    target = parse_webhook_url(url)
+    webhook_id, token = target.chat_id, target.token
     async with fake.session() as session:
         sender = DiscordWebhookSender([url.replace(token, token[::-1])], session=session)
         with pytest.raises(ChatGone, match="401"):
             await sender.send_digest(webhook_id, "内容")
+
+
+def test_webhook_urls_in_other_forms_name_the_same_webhook() -> None:
+    token = "T" * 68
+    plain = parse_webhook_url(f"https://discord.com/api/webhooks/123456789012345678/{token}")
+    assert plain.chat_id == "123456789012345678" and plain.thread_id is None
+    versioned = parse_webhook_url(
+        f"https://discordapp.com/api/v10/webhooks/123456789012345678/{token}/"
+    )
+    assert versioned == plain
+    assert versioned.url == f"https://discord.com/api/webhooks/123456789012345678/{token}"
+    thread = parse_webhook_url(plain.url + "?wait=true&thread_id=223456789012345678")
+    assert thread.chat_id == "123456789012345678/223456789012345678"
+    assert token not in repr(thread)
 
 
 def test_webhook_settings_give_a_sender_per_url_and_refuse_other_urls() -> None:
@@ -347,7 +362,7 @@ async def test_fan_out_delivers_to_webhooks_and_marks_a_deleted_one_inactive(
             now=NOW,
         )
         assert (result.sent, result.deactivated) == (1, 1)
-        gone = await store.get_chat(WEBHOOK_PLATFORM, parse_webhook_url(deleted)[0])
+        gone = await store.get_chat(WEBHOOK_PLATFORM, parse_webhook_url(deleted).chat_id)
         assert gone is not None and not gone.active
         assert len(fake.webhook_messages(alive)) > 1
         # A second run sends nothing again: exactly once per webhook and day, and a deleted
@@ -357,7 +372,9 @@ async def test_fan_out_delivers_to_webhooks_and_marks_a_deleted_one_inactive(
             store, OneDigest(long_digest(3)), {sender.platform: sender}, DAY, worker="t", now=NOW
         )
         assert again.sent == 0
-        assert not (await store.get_chat(WEBHOOK_PLATFORM, parse_webhook_url(deleted)[0])).active
+        assert not (
+            await store.get_chat(WEBHOOK_PLATFORM, parse_webhook_url(deleted).chat_id)
+        ).active
 
 
 # --- channel delivery through the bot ----------------------------------------------------------
