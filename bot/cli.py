@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
-from bot.logs import log_format_is_json, secrets_from_settings, setup_logging
+from bot.logs import log_format_is_json, redact, secrets_from_settings, setup_logging
 from bot.repos import resolve_repo
 from bot.settings import Settings, SettingsError, load_settings
 from collectors.activity import DayActivity
@@ -192,15 +192,22 @@ async def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_post(args: argparse.Namespace, settings: Settings) -> int:
-    return _not_yet("post")
+    day = parse_day(args.date, settings)
+    from bot import app
+
+    return await app.post(settings, day)
 
 
 async def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    return _not_yet("run")
+    from bot import app
+
+    return await app.run(settings)
 
 
 async def _cmd_db(args: argparse.Namespace, settings: Settings) -> int:
-    return _not_yet("db upgrade")
+    from bot import app
+
+    return await app.upgrade(settings)
 
 
 async def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -243,6 +250,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        return _failed(exc, verbose=args.verbose)
+
+
+def _failed(exc: Exception, *, verbose: bool) -> int:
+    """The edge for the unexpected: one redacted line (the traceback only with --verbose)."""
+    from bot.app import StartupError
+
+    if isinstance(exc, StartupError):
+        print(f"aiinfra-digest: {redact(str(exc))}", file=sys.stderr)
+        return exc.status
+    if verbose:
+        log.exception("%s failed", type(exc).__name__)
+    reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+    print(f"aiinfra-digest: failed: {redact(reason)}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

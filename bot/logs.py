@@ -34,6 +34,7 @@ NOISY_LOGGERS: tuple[str, ...] = (
     "discord",
     "aiosqlite",
     "apscheduler",
+    "alembic",
 )
 
 # Shortest configured secret redacted by exact value: a two-letter test token would otherwise

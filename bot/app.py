@@ -1,0 +1,221 @@
+"""The long-running and one-shot jobs behind `aiinfra-digest run`, `post` and `db upgrade`.
+
+Everything is built here once and passed in: one store, one GitHub client, one composer, one
+command service shared by the Telegram and Discord adapters, one scheduler delivering for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from datetime import UTC, date, datetime
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
+
+from bot.logs import redact
+from bot.pipeline import Pipeline, make_composer, make_github, make_llm
+from bot.senders import Sender
+from bot.settings import Settings
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The job cannot start: one line; `status` 2 for bad configuration, 1 for an outage."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def utcnow() -> datetime:
+    """The current instant, timezone-aware."""
+    return datetime.now(UTC)
+
+
+def _retryable_db_error(exc: BaseException) -> bool:
+    # Connection refused, DNS, timeouts: worth waiting for. A bad URL or driver is not.
+    return isinstance(exc, OSError | TimeoutError) or type(exc).__name__ in (
+        "OperationalError",
+        "InterfaceError",
+        "CannotConnectNowError",
+        "ConnectionDoesNotExistError",
+    )
+
+
+async def open_store(settings: Settings, *, give_up_after: float = 300.0) -> Store:
+    """Open (and migrate) the store, waiting with backoff while the database is unreachable.
+
+    One warning per attempt with the delay doubling up to a minute, so a database that is down
+    does not flood the log; after `give_up_after` seconds a StartupError says why.
+    """
+
+    def before_sleep(state: object) -> None:
+        outcome = getattr(state, "outcome", None)
+        error = outcome.exception() if outcome is not None else None
+        wait = getattr(getattr(state, "next_action", None), "sleep", 0.0)
+        log.warning("database unreachable (%s); retrying in %.0f s", _one_line(error), wait)
+
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_retryable_db_error),
+            wait=wait_exponential(multiplier=1, min=1, max=60),
+            stop=stop_after_delay(give_up_after),
+            before_sleep=before_sleep,
+            reraise=True,
+        ):
+            with attempt:
+                return await Store.open(settings.database_url)
+    except Exception as exc:
+        raise StartupError(f"cannot open the database: {_one_line(exc)}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _one_line(error: BaseException | None) -> str:
+    if error is None:
+        return "unknown error"
+    text = " ".join(str(error).split()) or type(error).__name__
+    return redact(text)[:300]
+
+
+@asynccontextmanager
+async def digest_pipeline(settings: Settings, store: Store) -> AsyncIterator[Pipeline]:
+    """The pipeline on the store's caches, with its GitHub and model clients closed on exit."""
+    llm = make_llm(settings)
+    if llm is None:
+        log.info("OPENROUTER_API_KEY is not set: digests are written without a model")
+    try:
+        async with make_github(settings, store) as github:
+            composer = make_composer(settings, llm, store)
+            yield Pipeline(settings, store, github=github, composer=composer)
+    finally:
+        if llm is not None:
+            await llm.aclose()
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGINT and SIGTERM set `stop` (in-flight sends finish or stay claimable)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def run(settings: Settings, stop: asyncio.Event | None = None) -> int:
+    """Run every configured chat adapter and the daily scheduler until `stop` (or a signal)."""
+    from bot.scheduler import Scheduler
+    from bot.service import CommandService
+
+    if not (
+        settings.telegram_bot_token or settings.discord_bot_token or settings.discord_webhook_url
+    ):
+        raise StartupError(
+            "nothing to run: set TELEGRAM_BOT_TOKEN, DISCORD_BOT_TOKEN or DISCORD_WEBHOOK_URL",
+            status=2,
+        )
+    stop = stop or asyncio.Event()
+    install_stop_signals(stop)
+    store = await open_store(settings)
+    background: list[asyncio.Task[None]] = []
+    try:
+        async with AsyncExitStack() as stack, digest_pipeline(settings, store) as pipeline:
+            service = CommandService(settings, store, pipeline, clock=utcnow)
+            senders: dict[str, Sender] = {}
+            if settings.telegram_bot_token is not None:
+                from bot.telegram import TelegramAdapter
+
+                adapter = TelegramAdapter(settings, service)
+                await adapter.start()
+                stack.push_async_callback(adapter.stop)
+                senders[adapter.sender.platform] = adapter.sender
+            if settings.discord_bot_token is not None:
+                from bot.discord_bot import make_bot, run_discord
+
+                bot = make_bot(settings, service)
+                senders[bot.sender.platform] = bot.sender
+                background.append(
+                    asyncio.create_task(run_discord(settings, service, stop, bot=bot))
+                )
+            if settings.discord_webhook_url is not None:
+                from bot.discord_bot import make_webhook_sender, register_webhooks
+
+                webhook = make_webhook_sender(settings)
+                if webhook is not None:
+                    stack.push_async_callback(webhook.aclose)
+                    await register_webhooks(store, webhook, settings)
+                    senders[webhook.platform] = webhook
+            scheduler = Scheduler(settings, store, pipeline, senders)
+            background.append(asyncio.create_task(scheduler.run(stop)))
+            log.info("running: %s; scheduler on", ", ".join(sorted(senders)) or "no platform")
+            await _until_stopped(stop, background)
+    finally:
+        await store.close()
+    return 0
+
+
+async def _until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for `stop`; a background task that dies stops the rest and re-raises its error."""
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({waiter, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            if task is not waiter and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        waiter.cancel()
+
+
+async def post(settings: Settings, day: date) -> int:
+    """Deliver `day`'s digest once to every subscribed chat that has not had it (for cron)."""
+    from bot.scheduler import post_once
+
+    async with AsyncExitStack() as stack:
+        senders: dict[str, Sender] = {}
+        store = await open_store(settings)
+        stack.push_async_callback(store.close)
+        if settings.telegram_bot_token is not None:
+            from bot.telegram import telegram_sender
+
+            sender = await stack.enter_async_context(telegram_sender(settings))
+            senders[sender.platform] = sender
+        if settings.discord_bot_token is not None:
+            from bot.discord_bot import discord_channel_sender
+
+            channel = await stack.enter_async_context(discord_channel_sender(settings))
+            senders[channel.platform] = channel
+        if settings.discord_webhook_url is not None:
+            from bot.discord_bot import discord_webhook_sender, register_webhooks
+
+            webhook = await stack.enter_async_context(discord_webhook_sender(settings))
+            if webhook is not None:
+                await register_webhooks(store, webhook, settings)
+                senders[webhook.platform] = webhook
+        if not senders:
+            raise StartupError(
+                "nothing to post to: set TELEGRAM_BOT_TOKEN, DISCORD_BOT_TOKEN "
+                "or DISCORD_WEBHOOK_URL",
+                status=2,
+            )
+        result = await post_once(settings, day, senders, store=store)
+    print(
+        f"{day}: sent {result.sent}, failed {result.failed}, deactivated {result.deactivated}, "
+        f"skipped {result.skipped}, retrying later {result.retrying}"
+    )
+    for error in result.errors:
+        log.warning("%s: %s", day, redact(error))
+    return 0
+
+
+async def upgrade(settings: Settings) -> int:
+    """Apply the database migrations."""
+    from bot.store import upgrade as upgrade_store
+
+    await upgrade_store(settings.database_url)
+    print("database is up to date")
+    return 0
