@@ -250,14 +250,15 @@ class _Broadcast:
             except Exception as exc:
                 await self._failed(claim, one_line(exc))
                 return
-            # Several messages count against the platform budget too.
-            for _ in range(len(message_ids) - 1):
-                await self.limiter.acquire()
+            # Recorded first: the window in which a crash repeats a post stays as short as it can.
             if await self.store.mark_delivered(claim, [str(m) for m in message_ids]):
                 self.result.sent += 1
             else:
                 self.result.taken_over += 1
                 log.warning("delivery %s:%s was taken over while sending", *chat.key)
+            # Several messages count against the platform budget too.
+            for _ in range(len(message_ids) - 1):
+                await self.limiter.acquire()
             return
         await self._later(claim, "rate limited repeatedly", retry_delay(claim.attempts))
 
