@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 import warnings
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from telegram import Bot as TelegramBot
 from telegram import (
     BotCommand,
     Chat,
@@ -110,6 +114,17 @@ def render_messages(markdown: str, limit: int = MAX_MESSAGE) -> list[Rendered]:
     Splits fall between sections (headings), else between paragraphs, and only for a single
     paragraph longer than a message at a line break, with entities clipped to each part.
     """
+    return list(_render_cached(markdown, limit))
+
+
+@lru_cache(maxsize=64)
+def _render_cached(markdown: str, limit: int) -> tuple[Rendered, ...]:
+    # A fan-out sends the same few digests to every chat: render each once, not per chat,
+    # so the event loop stays free to send on time.
+    return tuple(_render_uncached(markdown, limit))
+
+
+def _render_uncached(markdown: str, limit: int) -> list[Rendered]:
     pieces: list[Rendered] = []
     for section in _sections(markdown):
         whole = _render(section)
@@ -262,10 +277,12 @@ def _paragraphs(section: str) -> list[str]:
 
 
 class RateGate:
-    """Spaces sends evenly under `per_second` overall and `per_group_minute` per group chat.
+    """Keeps sends under `per_second` overall and `per_group_minute` per group chat.
 
-    Even spacing (no bursts) keeps any one-second window under Telegram's limit; `margin`
-    leaves room for network jitter. `pause()` holds every send after a 429.
+    Sends are spaced evenly (no bursts) at `margin` of the limit, and a log of the sends that
+    actually went out caps any second at `margin` of the limit too: after an event-loop stall
+    the delayed sends cannot bunch up into a second Telegram would count as too many.
+    `pause()` holds every send after a 429.
     """
 
     def __init__(
@@ -277,10 +294,15 @@ class RateGate:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._interval = 1.0 / (per_second * margin)
+        # Any one second holds at most this many sends, whatever stalls delayed them; the gap
+        # to `per_second` absorbs jitter between our clock and the server's (about 70 ms).
+        self._cap = max(1, math.floor(per_second * margin))
+        self._span = 1.0
         self._group_limit = per_group_minute
         self._group_span = 60.0 / margin
         self._clock = clock
         self._next = 0.0
+        self._sent: deque[float] = deque()
         self._groups: dict[str, deque[float]] = defaultdict(deque)
 
     def reserve(self, chat_id: str) -> float:
@@ -299,11 +321,28 @@ class RateGate:
             window.append(slot)
         return slot - now
 
+    def admit(self) -> float:
+        """Log a send going out now and return 0, or return how long until one may."""
+        now = self._clock()
+        while self._sent and self._sent[0] <= now - self._span:
+            self._sent.popleft()
+        if len(self._sent) >= self._cap:
+            return self._sent[0] + self._span - now
+        self._sent.append(now)
+        return 0.0
+
     async def wait(self, chat_id: str) -> None:
         """Sleep until this send may go out."""
         delay = self.reserve(chat_id)
         if delay > 0:
             await asyncio.sleep(delay)
+        # Each wait ends when the oldest logged send leaves the window, so this loop is short.
+        for _ in range(self._cap + 1):
+            delay = self.admit()
+            if delay <= 0:
+                return
+            await asyncio.sleep(delay)
+        self._sent.append(self._clock())
 
     def pause(self, seconds: float) -> None:
         """Hold all sends for `seconds` (Telegram said so with a 429)."""
@@ -555,6 +594,21 @@ def split_command(text: str) -> tuple[str, str]:
     if not parts:
         return "", ""
     return parts[0].lstrip("/"), parts[1] if len(parts) > 1 else ""
+
+
+@asynccontextmanager
+async def telegram_sender(settings: Settings) -> AsyncIterator[TelegramSender]:
+    """A TelegramSender on its own Bot (for `aiinfra-digest post`, where nothing polls)."""
+    if settings.telegram_bot_token is None:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    base = settings.telegram_api_url.rstrip("/")
+    bot = TelegramBot(
+        settings.telegram_bot_token.get_secret_value(),
+        base_url=f"{base}/bot",
+        base_file_url=f"{base}/file/bot",
+    )
+    async with bot:
+        yield TelegramSender(bot)
 
 
 def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any, Any]:

@@ -12,11 +12,14 @@ from pydantic import SecretStr
 from service_support import ARCHIVED_DAY, NOW, ArchivePipeline, archive, make_activity, make_digest
 from telegram import Bot
 
+from bot.delivery import fan_out
+from bot.pipeline import Pipeline
 from bot.senders import ChatGone, RetryLater
 from bot.service import CommandService
 from bot.settings import Settings
 from bot.store import Store
 from bot.telegram import RateGate, TelegramAdapter, TelegramSender, render_messages
+from collectors.github import GitHubClient
 from collectors.sample import load_sample
 from summarizer.compose import Composer
 from summarizer.digest import render_markdown
@@ -294,6 +297,14 @@ def test_the_gate_spaces_sends_under_the_overall_and_group_limits() -> None:
     assert group[20] >= 59.0  # the twenty-first waits for the minute to pass
 
 
+def test_after_a_stall_the_gate_lets_no_more_than_the_limit_into_a_window() -> None:
+    now = [0.0]
+    gate = RateGate(30, 20, clock=lambda: now[0])
+    verdicts = [gate.admit() for _ in range(30)]  # 30 sends released at once
+    assert verdicts[:28] == [0.0] * 28  # 95 % of 30 per second
+    assert verdicts[28] == pytest.approx(1.0)
+
+
 def test_the_gate_holds_everything_after_a_pause() -> None:
     now = [5.0]
     gate = RateGate(30, 20, clock=lambda: now[0])
@@ -317,3 +328,31 @@ async def test_the_sample_digest_renders_into_messages_telegram_accepts() -> Non
     for part in render_messages(render_markdown(digest)):
         assert part.size <= 4096
         check_entities(part.text, [e.to_dict() for e in part.entities])
+
+
+async def test_a_fan_out_delivers_once_and_deactivates_a_blocked_chat(
+    sender: TelegramSender, telegram: FakeTelegram, store: Store
+) -> None:
+    settings = Settings()
+    for chat in ("2001", "2002", "2003"):
+        await store.subscribe(
+            "telegram", chat, ["vllm"], by=None, post_time="09:00", timezone="Asia/Shanghai"
+        )
+    telegram.blocked.add("2002")
+    github = GitHubClient("http://127.0.0.1:9", None, None)  # nothing listens: no collection
+    try:
+        pipeline = Pipeline(settings, store, github=github, composer=Composer(None, None))
+        first = await fan_out(
+            store, pipeline, {"telegram": sender}, ARCHIVED_DAY, worker="t", now=NOW
+        )
+        again = await fan_out(
+            store, pipeline, {"telegram": sender}, ARCHIVED_DAY, worker="t", now=NOW
+        )
+    finally:
+        await github.aclose()
+    assert (first.sent, first.deactivated) == (2, 1)
+    assert again.sent == 0
+    gone = await store.get_chat("telegram", "2002")
+    assert gone is not None and not gone.active
+    assert len(telegram.messages_to(2001)) == len(telegram.messages_to(2003)) >= 1
+    assert_valid(telegram)
