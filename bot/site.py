@@ -1,0 +1,408 @@
+"""The web archive: a static site (index, day pages, repository-day pages) and an Atom feed.
+
+Everything comes from the store's archive. Text from GitHub users and models reaches the pages
+only through Jinja2's autoescape or through markdown-it with raw HTML disabled and links limited
+to http(s), so an issue titled `<script>` stays text. Pages carry a script-free
+Content-Security-Policy as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import re
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import DictLoader, Environment, StrictUndefined
+from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from markupsafe import Markup
+
+from bot.site_templates import TEMPLATES
+from collectors.activity import DayActivity, RepoActivity
+from collectors.window import day_window
+from summarizer.digest import NO_UPDATES, Digest
+
+if TYPE_CHECKING:
+    from bot.store import Store
+
+SITE_TITLE = "AI Infra 每日简报"
+# Full HTML of every day makes a feed heavy; readers poll it, so it carries the newest days only.
+FEED_DAYS = 30
+# All archived days (the store's archive listing is bounded by a limit).
+MAX_DAYS = 100_000
+GITHUB = "https://github.com"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+FEED_ID = "tag:aiinfra-digest,2026:archive"
+
+_WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+_REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_HTTP_URL = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
+# Characters XML 1.0 forbids (C0 controls other than tab/newline/CR, lone surrogates, U+FFFE/F):
+# a title carrying one would make the whole feed unparseable.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+@dataclass(frozen=True)
+class SiteStats:
+    """What a build wrote: days archived, files written, their total size, and how long it took."""
+
+    days: int
+    files: int
+    bytes: int
+    seconds: float
+    feed_entries: int
+    newest: date | None = None
+
+
+@dataclass(frozen=True)
+class RepoCounts:
+    """A repository-day's activity counts, as the index and page headers show them."""
+
+    merged: int
+    issues: int
+    commits: int
+    releases: int
+    opened_pulls: int = 0
+    additions: int = 0
+    deletions: int = 0
+    failed: bool = False
+
+    @property
+    def active(self) -> bool:
+        """True when anything happened."""
+        return bool(
+            self.merged or self.issues or self.commits or self.releases or self.opened_pulls
+        )
+
+    @classmethod
+    def of(cls, activity: RepoActivity) -> RepoCounts:
+        """The counts of one collected repository-day."""
+        return cls(
+            merged=len(activity.merged_pulls),
+            issues=len(activity.opened_issues),
+            commits=activity.totals.commits,
+            releases=len(activity.releases),
+            opened_pulls=len(activity.opened_pulls),
+            additions=activity.totals.additions,
+            deletions=activity.totals.deletions,
+            failed=activity.error is not None,
+        )
+
+
+@dataclass(frozen=True)
+class _SectionView:
+    repo: str
+    slug: str
+    github: str | None
+    html: Markup
+    counts: RepoCounts | None
+    activity: RepoActivity | None
+
+
+@dataclass(frozen=True)
+class _DayView:
+    day: date
+    sections: list[_SectionView]
+    summary_html: Markup
+    conclusion_html: Markup
+    notes_html: list[Markup]
+    updated: datetime
+    older: str | None = None
+    newer: str | None = None
+
+    @property
+    def iso(self) -> str:
+        return self.day.isoformat()
+
+    @property
+    def weekday(self) -> str:
+        return _WEEKDAYS[self.day.weekday()]
+
+    @property
+    def active(self) -> list[_SectionView]:
+        return [s for s in self.sections if s.counts is not None and s.counts.active]
+
+    @property
+    def quiet(self) -> list[str]:
+        return [
+            s.repo
+            for s in self.sections
+            if s.counts is not None and not s.counts.failed and not s.counts.active
+        ]
+
+    @property
+    def failed(self) -> list[str]:
+        return [s.repo for s in self.sections if s.counts is None or s.counts.failed]
+
+
+# ---------------------------------------------------------------- rendering helpers
+
+
+def is_safe_url(url: object) -> bool:
+    """True for an absolute http(s) URL: the only links pages may carry out of the archive."""
+    return isinstance(url, str) and bool(_HTTP_URL.match(url.strip()))
+
+
+def repo_slug(repo: str) -> str:
+    """`owner/name` → `owner__name`, a file name safe on every file system."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", repo.replace("/", "__")).strip(".") or "_"
+
+
+def github_url(repo: str) -> str | None:
+    """The repository's GitHub page, when `repo` looks like `owner/name`."""
+    return f"{GITHUB}/{repo}" if _REPO_NAME.match(repo) else None
+
+
+def _link_open(
+    renderer: RendererHTML, tokens: Sequence[Token], idx: int, options: Any, env: Any
+) -> str:
+    # Links leave for GitHub: no referrer beyond the origin, no opener access, no SEO credit.
+    tokens[idx].attrSet("rel", "nofollow noopener")
+    return renderer.renderToken(tokens, idx, options, env)
+
+
+@functools.cache
+def markdown_renderer() -> MarkdownIt:
+    """CommonMark with tables, raw HTML off, images off, and only http(s) links."""
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable(["table", "strikethrough"])
+    # Images from model or issue text would load third-party resources (tracking pixels).
+    md.disable("image")
+    md.validateLink = is_safe_url  # type: ignore[method-assign]
+    md.add_render_rule("link_open", _link_open)
+    return md
+
+
+def render_markdown_html(text: str) -> Markup:
+    """Markdown (from the digest) → HTML that carries no markup of its own from the text."""
+    return Markup(markdown_renderer().render(text))
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=DictLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["safe_url"] = is_safe_url
+    return env
+
+
+def _updated(day: date, digest: Digest, activity: DayActivity | None) -> datetime:
+    """When a day's entry counts as written: the end of its window (a digest follows its day)."""
+    if activity is not None:
+        return activity.window_utc[1].astimezone(UTC)
+    return day_window(day, digest.timezone).end
+
+
+def _day_view(digest: Digest, activity: DayActivity | None) -> _DayView:
+    sections = []
+    for section in digest.sections:
+        repo_activity = activity.repo(section.repo) if activity is not None else None
+        sections.append(
+            _SectionView(
+                repo=section.repo,
+                slug=repo_slug(section.repo),
+                github=github_url(section.repo),
+                html=render_markdown_html(section.markdown.strip() or NO_UPDATES),
+                counts=RepoCounts.of(repo_activity) if repo_activity is not None else None,
+                activity=repo_activity,
+            )
+        )
+    return _DayView(
+        day=digest.day,
+        sections=sections,
+        summary_html=render_markdown_html(digest.summary),
+        conclusion_html=render_markdown_html(digest.conclusion),
+        notes_html=[render_markdown_html(note) for note in digest.notes],
+        updated=_updated(digest.day, digest, activity),
+    )
+
+
+def _rfc3339(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _absolute(base_url: str | None, path: str) -> str:
+    return f"{base_url.rstrip('/')}/{path}" if base_url else path
+
+
+# ---------------------------------------------------------------- the feed
+
+
+def atom_feed(
+    days: Sequence[_DayView],
+    fragments: Sequence[str],
+    *,
+    title: str,
+    base_url: str | None,
+    now: datetime | None = None,
+) -> bytes:
+    """Atom 1.0 for `days` (newest first) with each day's full HTML as its content."""
+
+    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+        element = ET.SubElement(parent, tag, attrs)
+        if text is not None:
+            element.text = _NOT_XML.sub("", text)
+        return element
+
+    # Plain names with an explicit xmlns: ElementTree's default_namespace rejects the
+    # unqualified attributes Atom uses (rel, href, type).
+    feed = ET.Element("feed", {"xmlns": ATOM_NS, "xml:lang": "zh-CN"})
+    base = base_url.rstrip("/") if base_url else None
+    sub(feed, "id", f"{base}/atom.xml" if base else FEED_ID)
+    sub(feed, "title", title)
+    sub(feed, "subtitle", "AI Infra 开源仓库的每日中文简报")
+    newest = max((d.updated for d in days), default=now or datetime.now(UTC))
+    sub(feed, "updated", _rfc3339(newest))
+    if base:
+        sub(feed, "link", rel="self", type="application/atom+xml", href=f"{base}/atom.xml")
+    sub(feed, "link", rel="alternate", type="text/html", href=_absolute(base, "index.html"))
+    author = sub(feed, "author")
+    sub(author, "name", "aiinfra-digest")
+    sub(feed, "generator", "aiinfra-digest")
+    for day, fragment in zip(days, fragments, strict=True):
+        entry = sub(feed, "entry")
+        page = f"days/{day.iso}.html"
+        sub(entry, "id", _absolute(base, page) if base else f"{FEED_ID}:{day.iso}")
+        sub(entry, "title", f"{day.iso}（{day.weekday}）AI Infra 新闻")
+        sub(entry, "updated", _rfc3339(day.updated))
+        sub(entry, "link", rel="alternate", type="text/html", href=_absolute(base, page))
+        sub(entry, "content", fragment, type="html")
+    body = ET.tostring(feed, encoding="unicode")
+    return ('<?xml version="1.0" encoding="utf-8"?>\n' + body + "\n").encode("utf-8")
+
+
+# ---------------------------------------------------------------- the build
+
+
+class _Writer:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.files = 0
+        self.bytes = 0
+        self._dirs: set[Path] = set()
+
+    def write(self, relative: str, content: str | bytes) -> None:
+        path = self.root / relative
+        if path.parent not in self._dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(path.parent)
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        path.write_bytes(data)
+        self.files += 1
+        self.bytes += len(data)
+
+
+async def _load_days(store: Store) -> list[_DayView]:
+    views: list[_DayView] = []
+    for day in await store.archived_days(limit=MAX_DAYS):
+        digest = await store.load_digest(day)
+        if digest is None:  # deleted between listing and loading
+            continue
+        views.append(_day_view(digest, await store.load_activity(day)))
+    return views
+
+
+async def build_site(
+    store: Store,
+    out_dir: Path,
+    *,
+    title: str = SITE_TITLE,
+    base_url: str | None = None,
+    feed_days: int = FEED_DAYS,
+) -> SiteStats:
+    """Write the static archive of every archived day to `out_dir`; returns what was written.
+
+    `base_url` (where the site will be served) makes feed links and ids absolute and adds
+    canonical links; without it every link is relative and the feed ids are tag URIs.
+    """
+    started = time.perf_counter()
+    views = await _load_days(store)
+    for index, view in enumerate(views):  # newest first
+        newer = views[index - 1].iso if index > 0 else None
+        older = views[index + 1].iso if index + 1 < len(views) else None
+        views[index] = replace(view, older=older, newer=newer)
+    env = _environment()
+    common = {"site_title": title}
+    writer = _Writer(Path(out_dir))
+    index_canonical = _absolute(base_url, "index.html") if base_url else None
+    writer.write(
+        "index.html",
+        env.get_template("index.html").render(
+            **common, root="", days=views, canonical=index_canonical
+        ),
+    )
+    day_template = env.get_template("day.html")
+    repo_template = env.get_template("repo_day.html")
+    for view in views:
+        page = f"days/{view.iso}.html"
+        canonical = _absolute(base_url, page) if base_url else None
+        writer.write(page, day_template.render(**common, root="../", day=view, canonical=canonical))
+        for section in view.sections:
+            repo_page = f"days/{view.iso}/{section.slug}.html"
+            writer.write(
+                repo_page,
+                repo_template.render(
+                    **common,
+                    root="../../",
+                    day=view,
+                    s=section,
+                    a=section.activity,
+                    canonical=_absolute(base_url, repo_page) if base_url else None,
+                ),
+            )
+    fragment = env.get_template("fragment.html").module.day_fragment  # type: ignore[attr-defined]
+    in_feed = views[: max(0, feed_days)]
+    fragments = [str(fragment(view, False)) for view in in_feed]
+    writer.write("atom.xml", atom_feed(in_feed, fragments, title=title, base_url=base_url))
+    return SiteStats(
+        days=len(views),
+        files=writer.files,
+        bytes=writer.bytes,
+        seconds=time.perf_counter() - started,
+        feed_entries=len(in_feed),
+        newest=views[0].day if views else None,
+    )
+
+
+# ---------------------------------------------------------------- serving
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    # Say the charset: without it some browsers guess, and Chinese turns into mojibake.
+    extensions_map = {  # noqa: RUF012 (the base class declares it a plain attribute)
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".html": "text/html; charset=utf-8",
+        ".xml": "application/atom+xml; charset=utf-8",
+        ".css": "text/css; charset=utf-8",
+    }
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the CLI's logging says where the site is served."""
+
+
+def make_server(
+    out_dir: Path, host: str = "127.0.0.1", port: int = 8000
+) -> http.server.ThreadingHTTPServer:
+    """An HTTP server for the built site (port 0 picks a free port; see `server_address`)."""
+    handler = functools.partial(_Handler, directory=str(out_dir))
+    return http.server.ThreadingHTTPServer((host, port), handler)
+
+
+def serve(out_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the built site until interrupted (for `aiinfra-digest serve`; blocking)."""
+    with make_server(out_dir, host, port) as server, contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
