@@ -303,6 +303,7 @@ class RateGate:
         self._clock = clock
         self._next = 0.0
         self._sent: deque[float] = deque()
+        self._admission = asyncio.Lock()
         self._groups: dict[str, deque[float]] = defaultdict(deque)
 
     def reserve(self, chat_id: str) -> float:
@@ -336,13 +337,10 @@ class RateGate:
         delay = self.reserve(chat_id)
         if delay > 0:
             await asyncio.sleep(delay)
-        # Each wait ends when the oldest logged send leaves the window, so this loop is short.
-        for _ in range(self._cap + 1):
-            delay = self.admit()
-            if delay <= 0:
-                return
-            await asyncio.sleep(delay)
-        self._sent.append(self._clock())
+        # One waiter at a time (FIFO), so the slot a wait frees up is the waiter's own.
+        async with self._admission:
+            while (delay := self.admit()) > 0:  # noqa: ASYNC110 - waiting on the clock
+                await asyncio.sleep(delay)
 
     def pause(self, seconds: float) -> None:
         """Hold all sends for `seconds` (Telegram said so with a 429)."""
