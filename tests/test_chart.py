@@ -7,10 +7,12 @@ import warnings
 import zlib
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import pytest
-from synthetic_days import day_activity, days_ending, repo_day
+from synthetic_days import archive_day, day_activity, days_ending, repo_day
 
+from bot.archive import chart_for, load_history
 from bot.chart import (
     MAX_BYTES,
     ZH,
@@ -20,6 +22,7 @@ from bot.chart import (
     render_chart,
     render_day_chart,
 )
+from bot.store import Store
 from collectors.activity import DayActivity, RepoActivity
 
 DAY = date(2026, 2, 4)
@@ -123,3 +126,16 @@ def test_a_latin_only_font_is_never_taken_for_a_cjk_one() -> None:
     assert not font_covers("DejaVu Sans", {"合"})
     assert find_cjk_font(("DejaVu Sans",)) is None
     assert "合" in "".join((ZH.merged, ZH.totals))
+
+
+async def test_chart_for_an_archived_day_reads_the_day_and_its_history(tmp_path: Path) -> None:
+    async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}") as store:
+        for day in days_ending(DAY, 3):
+            await archive_day(store, day_activity(day))
+        png = await chart_for(store, DAY)
+        history = await load_history(store, DAY)
+        missing = await chart_for(store, date(2020, 1, 1))
+
+    assert png is not None and assert_valid_png(png) == (1200, 800)
+    assert [day for day, _activity in history] == days_ending(DAY, 3)[:-1]
+    assert missing is None

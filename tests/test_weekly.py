@@ -5,11 +5,23 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import date
+from pathlib import Path
 
 import pytest
 from fake_llm import FakeLLM, answer, server_error
-from synthetic_days import REPOS, compose, day_activity, days_ending, issue, pull, repo_day
+from synthetic_days import (
+    REPOS,
+    archive_day,
+    compose,
+    day_activity,
+    days_ending,
+    issue,
+    pull,
+    repo_day,
+)
 
+from bot.archive import week_for
+from bot.store import Store
 from collectors.activity import DayActivity, RepoActivity
 from collectors.cache import MemoryCache
 from summarizer.digest import Digest
@@ -309,3 +321,16 @@ async def test_repositories_the_model_left_out_are_written_from_the_data(
     assert vllm is not None and vllm.written_by == "model"
     assert sglang is not None and sglang.written_by == "structured"
     assert weekly.notes == [f"以下仓库的本周要点由数据直接整理：{SGLANG}。"]
+
+
+async def test_week_for_reads_the_seven_archived_days_ending_on_a_day(tmp_path: Path) -> None:
+    async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}") as store:
+        for day in WEEK[2:]:
+            await archive_day(store, week_day(day))
+        weekly = await week_for(store, END, [VLLM], None, None)
+        nothing = await week_for(store, date(2020, 1, 7), [VLLM], None, None)
+
+    assert weekly is not None and nothing is None
+    assert (weekly.start, weekly.end, weekly.missing_days) == (WEEK[0], END, WEEK[:2])
+    vllm = weekly.section(VLLM)
+    assert vllm is not None and "v0.9.0](" in vllm.releases and "v0.9.0rc1" not in vllm.releases
