@@ -212,6 +212,19 @@ async def post(settings: Settings, day: date) -> int:
     return 0
 
 
+async def status(settings: Settings, *, give_up_after: float = 30.0) -> int:
+    """`aiinfra-digest status`: print what `/status` answers (last digest, deliveries, chats)."""
+    from bot.status import collect_status, render_status
+
+    store = await open_store(settings, give_up_after=give_up_after)
+    try:
+        text = render_status(await collect_status(settings, store))
+    finally:
+        await store.close()
+    print(text, end="")
+    return 0
+
+
 async def upgrade(settings: Settings) -> int:
     """Apply the database migrations."""
     from bot.store import upgrade as upgrade_store

@@ -6,11 +6,13 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.logs import redact
 from bot.settings import Settings
+from bot.status import record_github_limit
 from collectors.activity import DayActivity
 from collectors.cache import FileCache, KeyValueCache
 from collectors.collect import collect_day
@@ -174,13 +176,21 @@ class Pipeline:
 
     async def _generate(self, day: date) -> tuple[Digest, DayActivity]:
         log.info("generating the digest of %s", day)
-        activity = await collect_day(
-            self._github, self._settings.digest_repos, day, self._settings.digest_timezone
-        )
+        started = datetime.now(UTC)
+        try:
+            activity = await collect_day(
+                self._github, self._settings.digest_repos, day, self._settings.digest_timezone
+            )
+        finally:
+            # For `/status`: what the GitHub rate limit looked like after this collection.
+            await record_github_limit(
+                self._store, self._github.rate_limit_remaining, self._github.rate_limit_reset
+            )
         digest = await self._composer.compose(activity, self._settings.digest_repos)
         await self._store.save_digest(digest, activity)
-        errors = run_errors(activity, digest)
-        await self._store.record_run(day, errors)
+        # Run records are shown to operators (`/status`): no token or account id may reach them.
+        errors = [redact(error) for error in run_errors(activity, digest)]
+        await self._store.record_run(day, errors, started_at=started)
         for error in errors:
             log.warning("%s: %s", day, error)
         return digest, activity

@@ -191,6 +191,7 @@ class CommandService:
             "repos": self._repos,
             "help": self._help,
             "start": self._start,
+            "status": self._status,  # operators only; not in COMMAND_MENU
         }
 
     @property
@@ -407,6 +408,17 @@ class CommandService:
 
     async def _start(self, _c: ChatContext, _a: str, _p: Progress | None) -> Reply:
         return Reply("你好！我每天用中文总结 AI Infra 开源仓库的 GitHub 动态。\n\n" + help_text())
+
+    async def _status(self, ctx: ChatContext, _a: str, _p: Progress | None) -> Reply:
+        """Operators (ADMIN_USER_IDS) get today's status; anyone else the unknown-command answer."""
+        from bot.status import collect_status, render_status, status_store
+
+        admins = self._settings.admin_user_ids
+        store = status_store(self._store)
+        if ctx.user_id is None or f"{ctx.platform}:{ctx.user_id}" not in admins or store is None:
+            # Exactly what an unknown command gets, so the command's existence is not revealed.
+            return Reply("未知命令 /status，发送 /help 查看用法。", ephemeral=True)
+        return Reply(render_status(await collect_status(self._settings, store)), ephemeral=True)
 
 
 def help_text() -> str:
