@@ -1,20 +1,35 @@
 """Persistence: SQLAlchemy tables, queries and Alembic migrations."""
 
 from bot.store.engine import make_engine, migrate, upgrade
-from bot.store.store import FAILED, PENDING, SENDING, SENT, Store, utcnow
-from bot.store.types import Chat, DeliveryClaim, RunRecord
+from bot.store.store import FAILED, PENDING, SENDING, SENT, Store, utcnow, watch_key
+from bot.store.types import (
+    AlertChat,
+    AlertClaim,
+    Chat,
+    DeliveryClaim,
+    RunRecord,
+    TrackedRepo,
+    WatchChange,
+    WatchLimitExceeded,
+)
 
 __all__ = [
     "FAILED",
     "PENDING",
     "SENDING",
     "SENT",
+    "AlertChat",
+    "AlertClaim",
     "Chat",
     "DeliveryClaim",
     "RunRecord",
     "Store",
+    "TrackedRepo",
+    "WatchChange",
+    "WatchLimitExceeded",
     "make_engine",
     "migrate",
     "upgrade",
     "utcnow",
+    "watch_key",
 ]

@@ -21,8 +21,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.settings import parse_hhmm
 from bot.store.engine import make_engine, migrate
-from bot.store.tables import cache, chats, deliveries, digests, locks, runs
-from bot.store.types import Chat, DeliveryClaim, RunRecord
+from bot.store.tables import (
+    alert_chats,
+    alerts,
+    cache,
+    chats,
+    deliveries,
+    digests,
+    locks,
+    release_cursors,
+    runs,
+    tracked_repos,
+    watches,
+)
+from bot.store.types import (
+    AlertChat,
+    AlertClaim,
+    Chat,
+    DeliveryClaim,
+    RunRecord,
+    TrackedRepo,
+    WatchChange,
+    WatchLimitExceeded,
+)
 from collectors.activity import DayActivity
 from summarizer.digest import Digest, Usage
 
@@ -688,3 +709,454 @@ class Store:
         stmt = sa.delete(locks).where(locks.c.name == name, locks.c.holder == holder)
         async with self._write() as conn:
             await conn.execute(stmt)
+
+    # -- repositories tracked beyond DIGEST_REPOS -------------------------------------------
+
+    async def tracked_repos(self) -> list[TrackedRepo]:
+        """Every repository tracked beyond DIGEST_REPOS (followed or not), oldest first."""
+        query = sa.select(tracked_repos).order_by(tracked_repos.c.added_at, tracked_repos.c.repo)
+        async with self._read() as conn:
+            return [_tracked(row) for row in (await conn.execute(query)).mappings()]
+
+    async def track_repo(
+        self, repo: str, *, by: str | None, pinned: bool, now: datetime | None = None
+    ) -> TrackedRepo:
+        """Add `repo` (GitHub's spelling) to the tracked set; once pinned (/track), it stays so."""
+        now = now or utcnow()
+        t = tracked_repos.c
+        stmt = self._insert(tracked_repos).values(
+            repo_key=repo.lower(), repo=repo, pinned=pinned, added_by=by, added_at=now
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.repo_key],
+            set_={"repo": stmt.excluded.repo, "pinned": sa.or_(t.pinned, stmt.excluded.pinned)},
+        ).returning(*tracked_repos.c)
+        async with self._write() as conn:
+            return _tracked((await conn.execute(stmt)).mappings().one())
+
+    async def untrack_repo(self, repo: str) -> bool:
+        """Remove `repo` from the tracked set; False when it was not there."""
+        stmt = (
+            sa.delete(tracked_repos)
+            .where(tracked_repos.c.repo_key == repo.lower())
+            .returning(tracked_repos.c.repo_key)
+        )
+        async with self._write() as conn:
+            return (await conn.execute(stmt)).first() is not None
+
+    async def followed_repos(self) -> set[str]:
+        """Lower-case names of the repositories active chats name (daily posts or alerts)."""
+        daily = sa.select(chats.c.repos).where(chats.c.active.is_(True), chats.c.repos.is_not(None))
+        alerting = sa.select(alert_chats.c.repos).where(alert_chats.c.repos.is_not(None))
+        names: set[str] = set()
+        async with self._read() as conn:
+            for query in (daily, alerting):
+                for text in (await conn.execute(query)).scalars():
+                    names.update(str(repo).lower() for repo in json.loads(text))
+        return names
+
+    # -- keyword watches ---------------------------------------------------------------------
+
+    async def add_watches(
+        self,
+        platform: str,
+        chat_id: str,
+        words: Sequence[str],
+        *,
+        limit: int,
+        now: datetime | None = None,
+    ) -> WatchChange:
+        """Add watch words to a chat (case-insensitively unique); all or nothing.
+
+        Raises WatchLimitExceeded when the chat would have more than `limit` words.
+        """
+        now = now or utcnow()
+        wanted: dict[str, str] = {}
+        for word in words:
+            wanted.setdefault(watch_key(word), word)
+        w = watches.c
+        mine = sa.and_(w.platform == platform, w.chat_id == chat_id)
+        async with self._write() as conn:
+            if self._dialect == "postgresql":
+                # Row locks cannot stop two concurrent inserts from passing the limit together.
+                await conn.execute(
+                    sa.select(
+                        sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"{platform}:{chat_id}"))
+                    )
+                )
+            rows = (await conn.execute(sa.select(w.word, w.word_key).where(mine))).all()
+            have = {str(key): str(word) for word, key in rows}
+            new = [word for key, word in wanted.items() if key not in have]
+            existing = tuple(have[key] for key in wanted if key in have)
+            if len(have) + len(new) > limit:
+                raise WatchLimitExceeded(len(have), len(new), limit)
+            if new:
+                stmt = (
+                    self._insert(watches)
+                    .values(
+                        [
+                            {
+                                "platform": platform,
+                                "chat_id": chat_id,
+                                "word": word,
+                                "word_key": watch_key(word),
+                                "created_at": now,
+                            }
+                            for word in new
+                        ]
+                    )
+                    .on_conflict_do_nothing(index_elements=[w.platform, w.chat_id, w.word_key])
+                )
+                await conn.execute(stmt)
+        return WatchChange(tuple(new), existing, len(have) + len(new))
+
+    async def remove_watches(
+        self, platform: str, chat_id: str, words: Sequence[str]
+    ) -> tuple[str, ...]:
+        """Remove watch words (any case); returns the stored spellings that were removed."""
+        w = watches.c
+        stmt = (
+            sa.delete(watches)
+            .where(
+                w.platform == platform,
+                w.chat_id == chat_id,
+                w.word_key.in_({watch_key(word) for word in words}),
+            )
+            .returning(w.word)
+        )
+        async with self._write() as conn:
+            return tuple(str(word) for word in (await conn.execute(stmt)).scalars())
+
+    async def watches_of(self, platform: str, chat_id: str) -> tuple[str, ...]:
+        """The chat's watch words, oldest first."""
+        w = watches.c
+        query = sa.select(w.word).where(w.platform == platform, w.chat_id == chat_id).order_by(w.id)
+        async with self._read() as conn:
+            return tuple(str(word) for word in (await conn.execute(query)).scalars())
+
+    async def all_watches(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """Every chat's watch words, oldest first: {(platform, chat_id): words}."""
+        w = watches.c
+        found: dict[tuple[str, str], list[str]] = {}
+        query = sa.select(w.platform, w.chat_id, w.word).order_by(w.id)
+        async with self._read() as conn:
+            for platform, chat_id, word in (await conn.execute(query)).all():
+                found.setdefault((str(platform), str(chat_id)), []).append(str(word))
+        return {key: tuple(words) for key, words in found.items()}
+
+    # -- release alerts: who opted in, what the poller has seen, what was sent ---------------
+
+    async def alert_chat(self, platform: str, chat_id: str) -> AlertChat | None:
+        """The chat's release-alert opt-in, or None when it has none."""
+        a = alert_chats.c
+        query = sa.select(alert_chats).where(a.platform == platform, a.chat_id == chat_id)
+        async with self._read() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else _alert_chat(row)
+
+    async def alert_chats(self) -> list[AlertChat]:
+        """Every chat that opted into release alerts."""
+        query = sa.select(alert_chats).order_by(alert_chats.c.since)
+        async with self._read() as conn:
+            return [_alert_chat(row) for row in (await conn.execute(query)).mappings()]
+
+    async def enable_alerts(
+        self,
+        platform: str,
+        chat_id: str,
+        repos: Sequence[str] | None,
+        *,
+        by: str | None,
+        now: datetime | None = None,
+    ) -> AlertChat:
+        """Opt a chat into release alerts of all tracked repositories (None) or the named ones.
+
+        Named repositories add to a named set; "all" stays all. A new opt-in alerts releases
+        published from now on only.
+        """
+        now = now or utcnow()
+        wanted = None if repos is None else (_dedupe(repos) or None)
+        a = alert_chats.c
+        async with self._write() as conn:
+            query = sa.select(alert_chats).where(a.platform == platform, a.chat_id == chat_id)
+            if self._dialect == "postgresql":
+                query = query.with_for_update()
+            row = (await conn.execute(query)).mappings().first()
+            if row is None:
+                stmt = (
+                    self._insert(alert_chats)
+                    .values(
+                        platform=platform,
+                        chat_id=chat_id,
+                        repos=_repos_json(wanted),
+                        since=now,
+                        enabled_by=by,
+                        updated_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=[a.platform, a.chat_id])
+                    .returning(*alert_chats.c)
+                )
+                inserted = (await conn.execute(stmt)).mappings().first()
+                if inserted is not None:
+                    return _alert_chat(inserted)
+                row = (await conn.execute(query)).mappings().one()
+            current = _alert_chat(row)
+            if wanted is None or current.repos is None:
+                merged = None
+            else:
+                merged = _dedupe([*current.repos, *wanted])
+            stmt2 = (
+                sa.update(alert_chats)
+                .where(a.platform == platform, a.chat_id == chat_id)
+                .values(repos=_repos_json(merged), updated_at=now)
+                .returning(*alert_chats.c)
+            )
+            return _alert_chat((await conn.execute(stmt2)).mappings().one())
+
+    async def disable_alerts(
+        self,
+        platform: str,
+        chat_id: str,
+        repos: Sequence[str] | None,
+        *,
+        tracked: Sequence[str] = (),
+    ) -> AlertChat | None:
+        """Stop all release alerts (None) or those of the named repositories.
+
+        Returns what remains (None: no alerts left). Removing named repositories from "all"
+        needs `tracked`, as for `unsubscribe`.
+        """
+        a = alert_chats.c
+        mine = sa.and_(a.platform == platform, a.chat_id == chat_id)
+        async with self._write() as conn:
+            query = sa.select(alert_chats).where(mine)
+            if self._dialect == "postgresql":
+                query = query.with_for_update()
+            row = (await conn.execute(query)).mappings().first()
+            if row is None:
+                return None
+            current = _alert_chat(row)
+            if repos is not None:
+                if current.repos is None and not tracked:
+                    return current
+                unwanted = {r.strip().lower() for r in repos}
+                base = current.repos if current.repos is not None else tuple(tracked)
+                remaining = [r for r in base if r.lower() not in unwanted]
+                if remaining:
+                    stmt = (
+                        sa.update(alert_chats)
+                        .where(mine)
+                        .values(repos=_repos_json(remaining), updated_at=utcnow())
+                        .returning(*alert_chats.c)
+                    )
+                    return _alert_chat((await conn.execute(stmt)).mappings().one())
+            await conn.execute(sa.delete(alert_chats).where(mine))
+            return None
+
+    async def release_first_seen(self, repo: str, *, now: datetime | None = None) -> datetime:
+        """When the poller first saw `repo`'s releases (recorded now on the first call)."""
+        now = now or utcnow()
+        r = release_cursors.c
+        stmt = (
+            self._insert(release_cursors)
+            .values(repo_key=repo.lower(), first_seen_at=now)
+            .on_conflict_do_nothing(index_elements=[r.repo_key])
+        )
+        async with self._write() as conn:
+            await conn.execute(stmt)
+            query = sa.select(r.first_seen_at).where(r.repo_key == repo.lower())
+            value = (await conn.execute(query)).scalar_one()
+        assert isinstance(value, datetime)
+        return value
+
+    async def ensure_alerts(
+        self,
+        repo: str,
+        tag: str,
+        chats: Sequence[tuple[str, str]],
+        message: str,
+        *,
+        published_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Create the missing pending alerts of one release for `chats`; returns how many were new.
+
+        (platform, chat, repo, tag) is unique: a release is alerted once per chat, however many
+        instances or restarts see it.
+        """
+        if not chats:
+            return 0
+        now = now or utcnow()
+        rows = [
+            {
+                "platform": platform,
+                "chat_id": chat_id,
+                "repo": repo,
+                "tag": tag,
+                "published_at": published_at,
+                "message": message,
+                "status": PENDING,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for platform, chat_id in dict.fromkeys(chats)
+        ]
+        c = alerts.c
+        created = 0
+        async with self._write() as conn:
+            for start in range(0, len(rows), 300):
+                stmt = (
+                    self._insert(alerts)
+                    .values(rows[start : start + 300])
+                    .on_conflict_do_nothing(index_elements=[c.platform, c.chat_id, c.repo, c.tag])
+                    .returning(c.id)
+                )
+                created += len((await conn.execute(stmt)).all())
+        return created
+
+    async def claim_alerts(
+        self,
+        *,
+        platforms: Sequence[str] | None,
+        worker: str,
+        limit: int,
+        lease_seconds: float,
+        now: datetime | None = None,
+    ) -> list[AlertClaim]:
+        """Claim up to `limit` due alerts (pending, or their claim expired) for `worker`."""
+        now = now or utcnow()
+        c = alerts.c
+        claimable = sa.or_(
+            sa.and_(c.status == PENDING, sa.or_(c.retry_at.is_(None), c.retry_at <= now)),
+            sa.and_(c.status == SENDING, c.lease_until <= now),
+        )
+        query = sa.select(c.id).where(claimable).order_by(c.id).limit(limit)
+        if platforms is not None:
+            query = query.where(c.platform.in_(list(platforms)))
+        if self._dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        async with self._write() as conn:
+            ids = list((await conn.execute(query)).scalars())
+            if not ids:
+                return []
+            stmt = (
+                sa.update(alerts)
+                .where(c.id.in_(ids))
+                .values(
+                    status=SENDING,
+                    claimed_by=worker,
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    attempts=c.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(*alerts.c)
+            )
+            claims = [_alert_claim(row) for row in (await conn.execute(stmt)).mappings()]
+        return sorted(claims, key=lambda claim: claim.id)
+
+    async def _finish_alert(self, claim: AlertClaim, values: Mapping[str, Any]) -> bool:
+        c = alerts.c
+        stmt = (
+            sa.update(alerts)
+            .where(
+                c.id == claim.id,
+                c.status == SENDING,
+                c.claimed_by == claim.worker,
+                c.attempts == claim.attempts,
+            )
+            .values(**values, updated_at=utcnow())
+            .returning(c.id)
+        )
+        async with self._write() as conn:
+            return (await conn.execute(stmt)).first() is not None
+
+    async def mark_alert_sent(
+        self, claim: AlertClaim, message_ids: list[str], *, now: datetime | None = None
+    ) -> bool:
+        """Record the alert as sent; False when the claim was no longer this worker's."""
+        return await self._finish_alert(
+            claim,
+            {
+                "status": SENT,
+                "message_ids": json.dumps([str(m) for m in message_ids]),
+                "sent_at": now or utcnow(),
+                "lease_until": None,
+                "retry_at": None,
+                "last_error": None,
+            },
+        )
+
+    async def mark_alert_failed(
+        self,
+        claim: AlertClaim,
+        error: str,
+        *,
+        final: bool,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        """Record a failed attempt: `final` gives up; otherwise pending again from `retry_at`."""
+        return await self._finish_alert(
+            claim,
+            {
+                "status": FAILED if final else PENDING,
+                "last_error": error[:_ERROR_LIMIT],
+                "lease_until": None,
+                "retry_at": None if final else retry_at,
+            },
+        )
+
+    async def alert_status(self, platform: str, chat_id: str, repo: str, tag: str) -> str | None:
+        """The status of one chat's alert of one release, or None when there is none."""
+        c = alerts.c
+        query = sa.select(c.status).where(
+            c.platform == platform, c.chat_id == chat_id, c.repo == repo, c.tag == tag
+        )
+        async with self._read() as conn:
+            value = (await conn.execute(query)).scalar_one_or_none()
+        return None if value is None else str(value)
+
+    async def alert_counts(self) -> dict[str, int]:
+        """How many release alerts are in each status."""
+        query = sa.select(alerts.c.status, sa.func.count()).group_by(alerts.c.status)
+        async with self._read() as conn:
+            return {str(s): int(n) for s, n in (await conn.execute(query)).all()}
+
+
+def watch_key(word: str) -> str:
+    """The case-insensitive identity of a watch word."""
+    return " ".join(word.split()).casefold()
+
+
+def _tracked(row: RowMapping) -> TrackedRepo:
+    return TrackedRepo(
+        repo=row["repo"],
+        pinned=bool(row["pinned"]),
+        added_by=row["added_by"],
+        added_at=row["added_at"],
+    )
+
+
+def _alert_chat(row: RowMapping) -> AlertChat:
+    repos = row["repos"]
+    return AlertChat(
+        platform=row["platform"],
+        chat_id=row["chat_id"],
+        repos=None if repos is None else tuple(json.loads(repos)),
+        since=row["since"],
+        enabled_by=row["enabled_by"],
+    )
+
+
+def _alert_claim(row: RowMapping) -> AlertClaim:
+    return AlertClaim(
+        id=row["id"],
+        platform=row["platform"],
+        chat_id=row["chat_id"],
+        repo=row["repo"],
+        tag=row["tag"],
+        message=row["message"],
+        worker=row["claimed_by"],
+        attempts=row["attempts"],
+        lease_until=row["lease_until"],
+    )

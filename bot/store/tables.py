@@ -121,3 +121,69 @@ locks = sa.Table(
     sa.Column("holder", sa.String(128), nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False),
 )
+
+# -- release alerts, keyword watches and tracked repositories (migration 0002) -----------------
+
+tracked_repos = sa.Table(
+    "tracked_repos",
+    metadata,
+    sa.Column("repo_key", sa.String(160), primary_key=True),  # lower-case owner/name
+    sa.Column("repo", sa.String(160), nullable=False),  # GitHub's spelling
+    sa.Column("pinned", sa.Boolean, nullable=False),  # added by an operator (/track)
+    sa.Column("added_by", sa.String(160), nullable=True),
+    sa.Column("added_at", UtcDateTime, nullable=False),
+)
+
+watches = sa.Table(
+    "watches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("chat_id", sa.String(128), nullable=False),
+    sa.Column("word", sa.String(64), nullable=False),
+    sa.Column("word_key", sa.String(256), nullable=False),  # casefolded, for uniqueness
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("platform", "chat_id", "word_key", name="uq_watches_chat_word"),
+)
+
+alert_chats = sa.Table(
+    "alert_chats",
+    metadata,
+    sa.Column("platform", sa.String(32), primary_key=True),
+    sa.Column("chat_id", sa.String(128), primary_key=True),
+    sa.Column("repos", sa.Text, nullable=True),  # JSON list; NULL = all tracked repositories
+    sa.Column("since", UtcDateTime, nullable=False),  # releases published before are not alerted
+    sa.Column("enabled_by", sa.String(128), nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+release_cursors = sa.Table(
+    "release_cursors",
+    metadata,
+    sa.Column("repo_key", sa.String(160), primary_key=True),
+    sa.Column("first_seen_at", UtcDateTime, nullable=False),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("chat_id", sa.String(128), nullable=False),
+    sa.Column("repo", sa.String(160), nullable=False),
+    sa.Column("tag", sa.String(255), nullable=False),
+    sa.Column("published_at", UtcDateTime, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),  # the alert's Markdown, as sent
+    sa.Column("status", sa.String(16), nullable=False),  # pending | sending | sent | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("claimed_by", sa.String(128), nullable=True),
+    sa.Column("lease_until", UtcDateTime, nullable=True),
+    sa.Column("retry_at", UtcDateTime, nullable=True),
+    sa.Column("message_ids", sa.Text, nullable=True),  # JSON list
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("sent_at", UtcDateTime, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("platform", "chat_id", "repo", "tag", name="uq_alerts_chat_release"),
+    sa.Index("ix_alerts_status", "status"),
+)

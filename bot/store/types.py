@@ -55,3 +55,70 @@ class RunRecord:
     errors: tuple[str, ...]
     started_at: datetime | None
     finished_at: datetime
+
+
+@dataclass(frozen=True)
+class TrackedRepo:
+    """A repository tracked beyond DIGEST_REPOS: added by a chat's /subscribe, or pinned by /track.
+
+    An unpinned one is collected only while some active chat names it.
+    """
+
+    repo: str
+    pinned: bool
+    added_by: str | None
+    added_at: datetime
+
+
+@dataclass(frozen=True)
+class AlertChat:
+    """A chat that opted into release alerts: for `repos` (None: all tracked), from `since` on."""
+
+    platform: str
+    chat_id: str
+    repos: tuple[str, ...] | None
+    since: datetime
+    enabled_by: str | None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(platform, chat_id), the chat's identity."""
+        return (self.platform, self.chat_id)
+
+    def wants(self, repo: str) -> bool:
+        """True when this chat wants alerts of `repo` (case-insensitive owner/name)."""
+        return self.repos is None or repo.lower() in {r.lower() for r in self.repos}
+
+
+@dataclass(frozen=True)
+class AlertClaim:
+    """One release alert (platform, chat, repo, tag) claimed by `worker` until `lease_until`."""
+
+    id: int
+    platform: str
+    chat_id: str
+    repo: str
+    tag: str
+    message: str
+    worker: str
+    attempts: int
+    lease_until: datetime
+
+
+@dataclass(frozen=True)
+class WatchChange:
+    """The outcome of adding watch words: which were new, which the chat already had, the total."""
+
+    added: tuple[str, ...]
+    existing: tuple[str, ...]
+    total: int
+
+
+class WatchLimitExceeded(Exception):
+    """Adding the words would take the chat beyond its watch limit; nothing was added."""
+
+    def __init__(self, current: int, adding: int, limit: int) -> None:
+        super().__init__(f"{current} watches + {adding} new > limit {limit}")
+        self.current = current
+        self.adding = adding
+        self.limit = limit
