@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import http.server
+import json
+import logging
 import re
+import shutil
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -42,18 +46,28 @@ MAX_DAYS = 100_000
 GITHUB = "https://github.com"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 FEED_ID = "tag:aiinfra-digest,2026:archive"
+# Remembers what each day's pages were built from, for incremental rebuilds.
+MANIFEST = ".site-manifest.json"
+# Pages change when the templates or the code that fills them change: bump with the code.
+SITE_FORMAT = "1"
+_TEMPLATES_HASH = hashlib.sha256(
+    json.dumps([SITE_FORMAT, TEMPLATES], sort_keys=True).encode()
+).hexdigest()[:16]
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 _WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 _REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _HTTP_URL = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
 # Characters XML 1.0 forbids (C0 controls other than tab/newline/CR, lone surrogates, U+FFFE/F):
 # a title carrying one would make the whole feed unparseable.
+# Characters mdurl.encode keeps as they are (its "safe" set plus alphanumerics).
+_ENCODED_URL = re.compile(r"^[A-Za-z0-9;/?:@&=+$,\-_.!~*'()#]*$")
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True)
 class SiteStats:
-    """What a build wrote: days archived, files written, their total size, and how long it took."""
+    """What a build wrote: days archived, pages written (and their size), days kept, time."""
 
     days: int
     files: int
@@ -61,6 +75,7 @@ class SiteStats:
     seconds: float
     feed_entries: int
     newest: date | None = None
+    reused_days: int = 0  # days whose pages were already up to date (incremental build)
 
 
 @dataclass(frozen=True)
@@ -103,21 +118,37 @@ class _SectionView:
     repo: str
     slug: str
     github: str | None
-    html: Markup
+    markdown: str
     counts: RepoCounts | None
     activity: RepoActivity | None
+
+    @functools.cached_property
+    def html(self) -> Markup:
+        # Rendered on first use: an incremental build never renders the days it keeps.
+        return render_markdown_html(self.markdown)
 
 
 @dataclass(frozen=True)
 class _DayView:
     day: date
+    digest: Digest
+    activity: DayActivity | None
     sections: list[_SectionView]
-    summary_html: Markup
-    conclusion_html: Markup
-    notes_html: list[Markup]
     updated: datetime
     older: str | None = None
     newer: str | None = None
+
+    @functools.cached_property
+    def summary_html(self) -> Markup:
+        return render_markdown_html(self.digest.summary)
+
+    @functools.cached_property
+    def conclusion_html(self) -> Markup:
+        return render_markdown_html(self.digest.conclusion)
+
+    @functools.cached_property
+    def notes_html(self) -> list[Markup]:
+        return [render_markdown_html(note) for note in self.digest.notes]
 
     @property
     def iso(self) -> str:
@@ -142,6 +173,19 @@ class _DayView:
     @property
     def failed(self) -> list[str]:
         return [s.repo for s in self.sections if s.counts is None or s.counts.failed]
+
+
+@dataclass(frozen=True)
+class _DetailItem:
+    url: str | None  # None when the URL is not http(s): the label is shown without a link
+    label: str
+    text: str
+
+
+@dataclass(frozen=True)
+class _DetailGroup:
+    title: str
+    items: list[_DetailItem]
 
 
 # ---------------------------------------------------------------- rendering helpers
@@ -170,14 +214,31 @@ def _link_open(
     return renderer.renderToken(tokens, idx, options, env)
 
 
+def _fast_normalize(default: Callable[[str], str]) -> Callable[[str], str]:
+    """markdown-it's link normalisation, skipped for URLs it would leave unchanged.
+
+    Parsing and re-encoding every URL is a third of the rendering time of a link-heavy digest;
+    a URL made only of characters mdurl never encodes (no `%`, no non-ASCII) comes out the same.
+    """
+
+    def normalize(url: str) -> str:
+        return url if _ENCODED_URL.match(url) else default(url)
+
+    return normalize
+
+
 @functools.cache
 def markdown_renderer() -> MarkdownIt:
     """CommonMark with tables, raw HTML off, images off, and only http(s) links."""
+    # markdown-it logs every block rule it tries at DEBUG: with LOG_LEVEL=debug a year's
+    # build would print millions of lines. Its debug output is no use to operators.
+    logging.getLogger("markdown_it").setLevel(logging.INFO)
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
     # Images from model or issue text would load third-party resources (tracking pixels).
     md.disable("image")
     md.validateLink = is_safe_url  # type: ignore[method-assign]
+    md.normalizeLink = _fast_normalize(md.normalizeLink)  # type: ignore[method-assign,assignment]
     md.add_render_rule("link_open", _link_open)
     return md
 
@@ -196,8 +257,66 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["safe_url"] = is_safe_url
     return env
+
+
+def _size(additions: int | None, deletions: int | None) -> str:
+    if additions is None and deletions is None:
+        return ""
+    return f"（+{additions or 0:,}/-{deletions or 0:,}）"
+
+
+def _item(url: str, label: str, text: str) -> _DetailItem:
+    return _DetailItem(url if is_safe_url(url) else None, label, text)
+
+
+def detail_groups(activity: RepoActivity | None) -> list[_DetailGroup]:
+    """The repository-day's items, grouped and linked to GitHub, for its page's detail list."""
+    if activity is None:
+        return []
+    groups = [
+        _DetailGroup(
+            "版本发布",
+            [
+                _item(
+                    r.url,
+                    r.tag_name,
+                    (r.name if r.name and r.name != r.tag_name else "")
+                    + ("（预发布）" if r.prerelease else ""),
+                )
+                for r in activity.releases
+            ],
+        ),
+        _DetailGroup(
+            "已合并 PR",
+            [
+                _item(p.url, f"#{p.number}", p.title + _size(p.additions, p.deletions))
+                for p in activity.merged_pulls
+            ],
+        ),
+        _DetailGroup(
+            "新开 PR", [_item(p.url, f"#{p.number}", p.title) for p in activity.opened_pulls]
+        ),
+        _DetailGroup(
+            "新 issue",
+            [
+                _item(
+                    i.url,
+                    f"#{i.number}",
+                    i.title + (f"（{i.comments} 条评论）" if i.comments else ""),
+                )
+                for i in activity.opened_issues
+            ],
+        ),
+        _DetailGroup(
+            "commit",
+            [
+                _item(c.url, c.sha[:7], c.title + _size(c.additions, c.deletions))
+                for c in activity.commits
+            ],
+        ),
+    ]
+    return [group for group in groups if group.items]
 
 
 def _updated(day: date, digest: Digest, activity: DayActivity | None) -> datetime:
@@ -216,17 +335,16 @@ def _day_view(digest: Digest, activity: DayActivity | None) -> _DayView:
                 repo=section.repo,
                 slug=repo_slug(section.repo),
                 github=github_url(section.repo),
-                html=render_markdown_html(section.markdown.strip() or NO_UPDATES),
+                markdown=section.markdown.strip() or NO_UPDATES,
                 counts=RepoCounts.of(repo_activity) if repo_activity is not None else None,
                 activity=repo_activity,
             )
         )
     return _DayView(
         day=digest.day,
+        digest=digest,
+        activity=activity,
         sections=sections,
-        summary_html=render_markdown_html(digest.summary),
-        conclusion_html=render_markdown_html(digest.conclusion),
-        notes_html=[render_markdown_html(note) for note in digest.notes],
         updated=_updated(digest.day, digest, activity),
     )
 
@@ -305,6 +423,13 @@ class _Writer:
         self.files += 1
         self.bytes += len(data)
 
+    def write_quietly(self, relative: str, content: str) -> None:
+        """Write a file that is not part of the site (not counted), atomically."""
+        path = self.root / relative
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(content, encoding="utf-8")
+        temporary.replace(path)
+
 
 async def _load_days(store: Store) -> list[_DayView]:
     views: list[_DayView] = []
@@ -316,6 +441,43 @@ async def _load_days(store: Store) -> list[_DayView]:
     return views
 
 
+def _day_key(view: _DayView, title: str, base_url: str | None) -> str:
+    """Everything a day's pages depend on: unchanged key, unchanged pages."""
+    digest = hashlib.sha256()
+    parts = (
+        _TEMPLATES_HASH,
+        title,
+        base_url or "",
+        view.older or "",
+        view.newer or "",
+        view.digest.model_dump_json(),
+        view.activity.model_dump_json() if view.activity is not None else "",
+    )
+    for part in parts:
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\x1f")
+    return digest.hexdigest()
+
+
+def _read_manifest(out_dir: Path) -> dict[str, str]:
+    try:
+        data = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+        days = data["days"] if data.get("format") == _TEMPLATES_HASH else {}
+        return {str(day): str(key) for day, key in days.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _remove_day(out_dir: Path, iso: str) -> None:
+    """Delete the pages of a day that left the archive."""
+    if not _ISO_DAY.match(iso):  # the manifest is ours, but it is a file on disk
+        return
+    (out_dir / "days" / f"{iso}.html").unlink(missing_ok=True)
+    folder = out_dir / "days" / iso
+    if folder.is_dir():
+        shutil.rmtree(folder)
+
+
 async def build_site(
     store: Store,
     out_dir: Path,
@@ -323,21 +485,26 @@ async def build_site(
     title: str = SITE_TITLE,
     base_url: str | None = None,
     feed_days: int = FEED_DAYS,
+    full: bool = False,
 ) -> SiteStats:
     """Write the static archive of every archived day to `out_dir`; returns what was written.
 
     `base_url` (where the site will be served) makes feed links and ids absolute and adds
     canonical links; without it every link is relative and the feed ids are tag URIs.
+    Pages of days whose content, neighbours and settings are unchanged since the last build
+    into `out_dir` are kept as they are (`full=True` rewrites everything).
     """
     started = time.perf_counter()
+    out_dir = Path(out_dir)
     views = await _load_days(store)
     for index, view in enumerate(views):  # newest first
         newer = views[index - 1].iso if index > 0 else None
         older = views[index + 1].iso if index + 1 < len(views) else None
         views[index] = replace(view, older=older, newer=newer)
+    previous = {} if full else _read_manifest(out_dir)
     env = _environment()
     common = {"site_title": title}
-    writer = _Writer(Path(out_dir))
+    writer = _Writer(out_dir)
     index_canonical = _absolute(base_url, "index.html") if base_url else None
     writer.write(
         "index.html",
@@ -347,8 +514,14 @@ async def build_site(
     )
     day_template = env.get_template("day.html")
     repo_template = env.get_template("repo_day.html")
+    manifest: dict[str, str] = {}
+    reused = 0
     for view in views:
+        key = manifest[view.iso] = _day_key(view, title, base_url)
         page = f"days/{view.iso}.html"
+        if previous.get(view.iso) == key and (out_dir / page).is_file():
+            reused += 1
+            continue
         canonical = _absolute(base_url, page) if base_url else None
         writer.write(page, day_template.render(**common, root="../", day=view, canonical=canonical))
         for section in view.sections:
@@ -360,14 +533,18 @@ async def build_site(
                     root="../../",
                     day=view,
                     s=section,
-                    a=section.activity,
+                    details=detail_groups(section.activity),
                     canonical=_absolute(base_url, repo_page) if base_url else None,
                 ),
             )
+    for gone in set(previous) - set(manifest):
+        _remove_day(out_dir, gone)
     fragment = env.get_template("fragment.html").module.day_fragment  # type: ignore[attr-defined]
     in_feed = views[: max(0, feed_days)]
     fragments = [str(fragment(view, False)) for view in in_feed]
     writer.write("atom.xml", atom_feed(in_feed, fragments, title=title, base_url=base_url))
+    state = json.dumps({"format": _TEMPLATES_HASH, "days": manifest}, indent=0)
+    writer.write_quietly(MANIFEST, state)
     return SiteStats(
         days=len(views),
         files=writer.files,
@@ -375,6 +552,7 @@ async def build_site(
         seconds=time.perf_counter() - started,
         feed_entries=len(in_feed),
         newest=views[0].day if views else None,
+        reused_days=reused,
     )
 
 

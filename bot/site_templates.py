@@ -150,37 +150,16 @@ REPO_DAY = """\
 <h1>{{ s.repo }} · {{ day.iso }}（{{ day.weekday }}）</h1>
 {{ counts_line(s.counts) }}
 {{ s.html }}
-{% if a %}
+{% if details %}
 <h2>当日明细</h2>
-{% if a.releases %}<h3>版本发布（{{ a.releases|length }}）</h3><ul>
-{% for r in a.releases %}<li>{{ link(r.url, r.tag_name) }}{% if r.name and r.name != r.tag_name %} \
-{{ r.name }}{% endif %}{% if r.prerelease %}（预发布）{% endif %}</li>
-{% endfor %}</ul>{% endif %}
-{% if a.merged_pulls %}<h3>已合并 PR（{{ a.merged_pulls|length }}）</h3><ul>
-{% for p in a.merged_pulls %}<li>{{ link(p.url, "#" ~ p.number) }} {{ p.title }}{{ size(p) }}</li>
-{% endfor %}</ul>{% endif %}
-{% if a.opened_pulls %}<h3>新开 PR（{{ a.opened_pulls|length }}）</h3><ul>
-{% for p in a.opened_pulls %}<li>{{ link(p.url, "#" ~ p.number) }} {{ p.title }}</li>
-{% endfor %}</ul>{% endif %}
-{% if a.opened_issues %}<h3>新 issue（{{ a.opened_issues|length }}）</h3><ul>
-{% for i in a.opened_issues %}<li>{{ link(i.url, "#" ~ i.number) }} {{ i.title }}\
-{% if i.comments %}（{{ i.comments }} 条评论）{% endif %}</li>
-{% endfor %}</ul>{% endif %}
-{% if a.commits %}<h3>commit（{{ a.commits|length }}）</h3><ul>
-{% for c in a.commits %}<li>{{ link(c.url, c.sha[:7]) }} {{ c.title }}{{ size(c) }}</li>
-{% endfor %}</ul>{% endif %}
+{% for g in details %}<h3>{{ g.title }}（{{ g.items|length }}）</h3>
+<ul>
+{% for i in g.items %}<li>{% if i.url %}<a href="{{ i.url }}" rel="nofollow noopener">{{ i.label }}</a>\
+{% else %}{{ i.label }}{% endif %} {{ i.text }}</li>
+{% endfor %}</ul>
+{% endfor %}
 {% endif %}
 {% endblock %}
-"""
-
-MACROS = """\
-{% macro link(url, text) -%}
-{%- if url|safe_url %}<a href="{{ url }}" rel="nofollow noopener">{{ text }}</a>{% else %}{{ text }}{% endif -%}
-{%- endmacro %}
-{% macro size(item) -%}
-{%- if item.additions is not none or item.deletions is not none %}\
-（+{{ "{:,}".format(item.additions or 0) }}/-{{ "{:,}".format(item.deletions or 0) }}）{% endif -%}
-{%- endmacro %}
 """
 
 TEMPLATES: dict[str, str] = {
@@ -189,6 +168,5 @@ TEMPLATES: dict[str, str] = {
     "fragment.html": DAY_FRAGMENT,
     "index.html": INDEX,
     "day.html": DAY,
-    "repo_day.html": '{% from "macros.html" import link, size %}' + REPO_DAY,
-    "macros.html": MACROS,
+    "repo_day.html": REPO_DAY,
 }

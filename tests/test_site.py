@@ -16,7 +16,7 @@ import pytest
 from headless_chromium import HeadlessChromium, find_chromium
 from synthetic_days import REPOS, compose, day_activity, days_ending, pull, repo_day
 
-from bot.site import FEED_DAYS, SiteStats, build_site, make_server, repo_slug
+from bot.site import FEED_DAYS, MANIFEST, SiteStats, build_site, make_server, repo_slug
 from bot.store import Store
 from collectors.activity import DayActivity, Issue
 from summarizer.digest import Digest, Section
@@ -168,9 +168,9 @@ async def test_build_writes_index_day_pages_repository_day_pages_and_feed(
     assert isinstance(stats, SiteStats)
     assert (stats.days, stats.feed_entries, stats.newest) == (4, 4, LAST)
     assert stats.files == 1 + 4 + 4 * len(REPOS) + 1
-    assert stats.bytes == sum(
-        p.stat().st_size for p in (tmp_path / "out").rglob("*") if p.is_file()
-    )
+    pages = [p for p in (tmp_path / "out").rglob("*") if p.is_file() and p.name != MANIFEST]
+    assert stats.bytes == sum(p.stat().st_size for p in pages)
+    assert stats.reused_days == 0
     for day in DAYS:
         assert (tmp_path / "out" / "days" / f"{day}.html").is_file()
         for repo in REPOS:
@@ -221,6 +221,43 @@ async def test_pages_are_utf8_chinese_and_phone_ready(site: Path) -> None:
         assert '"PingFang SC","Noto Sans CJK SC","Microsoft YaHei",sans-serif' in html
         assert "max-width:46rem" in html
         assert "AI Infra 每日简报" in html
+
+
+async def test_a_rebuild_keeps_unchanged_days_and_rewrites_the_new_days_neighbour(
+    store: Store, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    await build_site(store, out)
+    kept = out / "days" / f"{DAYS[0]}.html"
+    kept_before = kept.stat().st_mtime_ns
+
+    same = await build_site(store, out)
+    assert (same.reused_days, same.files) == (4, 2)  # only the index and the feed
+
+    new_day = date(2026, 2, 5)
+    activity = day_activity(new_day)
+    await store.save_digest(await compose(activity), activity)
+    grown = await build_site(store, out)
+
+    assert (grown.days, grown.reused_days) == (5, 3)
+    assert f"{new_day}.html" in Page(read(out / "days" / f"{LAST}.html")).hrefs()
+    assert (out / "days" / str(new_day) / "vllm-project__vllm.html").is_file()
+    assert kept.stat().st_mtime_ns == kept_before
+    assert (await build_site(store, out, full=True)).reused_days == 0
+    assert (await build_site(store, out, title="别的标题")).reused_days == 0
+
+
+async def test_days_that_left_the_archive_lose_their_pages(store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    await build_site(store, out)
+    async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'smaller.db'}") as smaller:
+        await archive(smaller, DAYS[1:], hostile=None)
+        stats = await build_site(smaller, out)
+
+    assert stats.days == 3
+    assert not (out / "days" / f"{DAYS[0]}.html").exists()
+    assert not (out / "days" / str(DAYS[0])).exists()
+    assert (out / "days" / f"{DAYS[1]}.html").is_file()
 
 
 # ---------------------------------------------------------------- escaping
