@@ -8,6 +8,7 @@ Content-Security-Policy as a second line of defence.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hashlib
@@ -16,6 +17,7 @@ import json
 import logging
 import re
 import shutil
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
@@ -38,6 +40,8 @@ from summarizer.digest import NO_UPDATES, Digest
 if TYPE_CHECKING:
     from bot.store import Store
 
+log = logging.getLogger(__name__)
+
 SITE_TITLE = "AI Infra 每日简报"
 # Full HTML of every day makes a feed heavy; readers poll it, so it carries the newest days only.
 FEED_DAYS = 30
@@ -58,10 +62,10 @@ _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 _REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _HTTP_URL = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
-# Characters XML 1.0 forbids (C0 controls other than tab/newline/CR, lone surrogates, U+FFFE/F):
-# a title carrying one would make the whole feed unparseable.
 # Characters mdurl.encode keeps as they are (its "safe" set plus alphanumerics).
 _ENCODED_URL = re.compile(r"^[A-Za-z0-9;/?:@&=+$,\-_.!~*'()#]*$")
+# Characters XML 1.0 forbids (C0 controls other than tab/newline/CR, lone surrogates, U+FFFE/F):
+# a title carrying one would make the whole feed unparseable.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -209,7 +213,7 @@ def github_url(repo: str) -> str | None:
 def _link_open(
     renderer: RendererHTML, tokens: Sequence[Token], idx: int, options: Any, env: Any
 ) -> str:
-    # Links leave for GitHub: no referrer beyond the origin, no opener access, no SEO credit.
+    # Links leave the archive (for GitHub): no window.opener for the target, no endorsement.
     tokens[idx].attrSet("rel", "nofollow noopener")
     return renderer.renderToken(tokens, idx, options, env)
 
@@ -580,7 +584,34 @@ def make_server(
     return http.server.ThreadingHTTPServer((host, port), handler)
 
 
+async def serve_site(
+    out_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the built site until cancelled (for `aiinfra-digest serve` under asyncio.run).
+
+    The server runs in a thread; cancelling (Ctrl-C) shuts it down. `on_ready` gets the URL.
+    """
+    server = make_server(out_dir, host, port)
+    thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
+    thread.start()
+    bound_host, bound_port = server.server_address[:2]
+    url = f"http://{bound_host!s}:{bound_port}/"
+    log.info("serving %s at %s", out_dir, url)
+    if on_ready is not None:
+        on_ready(url)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        server.shutdown()  # returns within the serve_forever poll interval (0.5 s)
+        server.server_close()
+        thread.join()
+
+
 def serve(out_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the built site until interrupted (for `aiinfra-digest serve`; blocking)."""
+    """Serve the built site until interrupted (blocking; outside an event loop)."""
     with make_server(out_dir, host, port) as server, contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import xml.etree.ElementTree as ET
@@ -16,7 +17,15 @@ import pytest
 from headless_chromium import HeadlessChromium, find_chromium
 from synthetic_days import REPOS, compose, day_activity, days_ending, pull, repo_day
 
-from bot.site import FEED_DAYS, MANIFEST, SiteStats, build_site, make_server, repo_slug
+from bot.site import (
+    FEED_DAYS,
+    MANIFEST,
+    SiteStats,
+    build_site,
+    make_server,
+    repo_slug,
+    serve_site,
+)
 from bot.store import Store
 from collectors.activity import DayActivity, Issue
 from summarizer.digest import Digest, Section
@@ -419,6 +428,22 @@ async def test_serve_answers_pages_and_feed_with_their_charset(served: str) -> N
     assert "AI Infra 每日简报" in index.text
     assert atom.headers["content-type"].startswith("application/atom+xml")
     assert missing.status_code == 404
+
+
+async def test_serve_site_runs_until_cancelled(site: Path) -> None:
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve_site(site, "127.0.0.1", 0, on_ready=ready.set_result))
+    url = await asyncio.wait_for(ready, 5)
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{url}days/{LAST}.html")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert response.status_code == 200 and HOSTILE_TITLE in Page(response.text).text
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient() as client:
+            await client.get(url)
 
 
 @pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed")
