@@ -36,6 +36,7 @@ FLAGS = (
     "--disable-extensions",
     "--disable-default-apps",
     "--mute-audio",
+    "--disable-dev-shm-usage",  # Docker's 64 MB /dev/shm is too small for a renderer
 )
 START_TIMEOUT = 30.0
 STEP_TIMEOUT = 20.0
