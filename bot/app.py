@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import UTC, date, datetime
 
@@ -105,9 +105,22 @@ def install_stop_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
-async def run(settings: Settings, stop: asyncio.Event | None = None) -> int:
-    """Run every configured chat adapter and the daily scheduler until `stop` (or a signal)."""
-    from bot.scheduler import Scheduler
+async def run(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    lease_seconds: float = 30.0,
+) -> int:
+    """Run every configured chat adapter and the daily scheduler until `stop` (or a signal).
+
+    Any number of instances may run on one PostgreSQL database: one generates each day, all
+    share the fan-out, the Telegram send budget is split among the live ones, and Telegram
+    updates reach one elected poller (or every instance, in webhook mode). `lease_seconds` is
+    how long a dead instance's poller lease and heartbeat outlive it.
+    """
+    from bot.fleet import POLLER_LOCK, Election, Fleet
+    from bot.scheduler import Scheduler, worker_id
     from bot.service import CommandService
 
     if not (
@@ -117,21 +130,41 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> int:
             "nothing to run: set TELEGRAM_BOT_TOKEN, DISCORD_BOT_TOKEN or DISCORD_WEBHOOK_URL",
             status=2,
         )
+    webhook_secret = settings.telegram_webhook_secret
+    if settings.telegram_webhook_url and webhook_secret is None:
+        raise StartupError("TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET", status=2)
     stop = stop or asyncio.Event()
     install_stop_signals(stop)
     store = await open_store(settings)
+    worker = worker_id()
     background: list[asyncio.Task[None]] = []
     try:
         async with AsyncExitStack() as stack, digest_pipeline(settings, store) as pipeline:
-            service = CommandService(settings, store, pipeline, clock=utcnow)
+            service = CommandService(settings, store, pipeline, clock=clock)
             senders: dict[str, Sender] = {}
             if settings.telegram_bot_token is not None:
                 from bot.telegram import TelegramAdapter
 
                 adapter = TelegramAdapter(settings, service)
-                await adapter.start()
+                await adapter.open()
                 stack.push_async_callback(adapter.stop)
                 senders[adapter.sender.platform] = adapter.sender
+                fleet = Fleet(store, worker, ttl=lease_seconds, on_size=adapter.sender.gate.share)
+                background.append(asyncio.create_task(fleet.run(stop)))
+                if settings.telegram_webhook_url and webhook_secret is not None:
+                    await adapter.start_webhook(
+                        url=settings.telegram_webhook_url,
+                        secret=webhook_secret.get_secret_value(),
+                        listen=settings.telegram_webhook_listen,
+                        port=settings.telegram_webhook_port,
+                    )
+                else:
+                    poller = Election(store, POLLER_LOCK, worker, ttl=lease_seconds)
+                    background.append(
+                        asyncio.create_task(
+                            poller.run(stop, adapter.start_polling, adapter.stop_polling)
+                        )
+                    )
             if settings.discord_bot_token is not None:
                 from bot.discord_bot import make_bot, run_discord
 
@@ -148,7 +181,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> int:
                     stack.push_async_callback(webhook.aclose)
                     await register_webhooks(store, webhook, settings)
                     senders[webhook.platform] = webhook
-            scheduler = Scheduler(settings, store, pipeline, senders)
+            scheduler = Scheduler(settings, store, pipeline, senders, clock, worker=worker)
             background.append(asyncio.create_task(scheduler.run(stop)))
             log.info("running: %s; scheduler on", ", ".join(sorted(senders)) or "no platform")
             await _until_stopped(stop, background)

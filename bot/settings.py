@@ -30,6 +30,7 @@ DEFAULT_MODELS: tuple[str, ...] = (
 
 REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 _ADMIN_RE = re.compile(r"^(telegram|discord):-?\d+$")
+_WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -83,6 +84,12 @@ class Settings(BaseSettings):
 
     telegram_bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    # Webhook mode (several instances behind a load balancer): Telegram POSTs updates to this
+    # public URL with the secret in a header; each instance listens on LISTEN:PORT.
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_webhook_listen: str = "0.0.0.0"
+    telegram_webhook_port: int = Field(default=8443, ge=1, le=65535)
     discord_bot_token: SecretStr | None = None
     discord_webhook_url: SecretStr | None = None
     admin_user_ids: CommaList = Field(default_factory=list)
@@ -129,6 +136,21 @@ class Settings(BaseSettings):
         for entry in value:
             if not _ADMIN_RE.fullmatch(entry):
                 raise ValueError(f"{entry!r} is not telegram:<id> or discord:<id>")
+        return value
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram's own rule for secret_token; anything else would be refused by setWebhook.
+        if value is not None and not _WEBHOOK_SECRET_RE.fullmatch(value.get_secret_value()):
+            raise ValueError("expected 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value
 
     @field_validator("github_api_url", "openrouter_base_url", "telegram_api_url")

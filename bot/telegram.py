@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from telegram import Bot as TelegramBot
 from telegram import (
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLATFORM = "telegram"
+UPDATE_TYPES = ["message", "channel_post"]
 MAX_MESSAGE = 4096
 ADMIN_CACHE_SECONDS = 60.0
 COMMAND_FAILED = "出错了，请稍后再试。"
@@ -293,10 +295,11 @@ class RateGate:
         margin: float = 0.95,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._interval = 1.0 / (per_second * margin)
-        # Any one second holds at most this many sends, whatever stalls delayed them; the gap
-        # to `per_second` absorbs jitter between our clock and the server's (about 70 ms).
-        self._cap = max(1, math.floor(per_second * margin))
+        self._per_second = per_second
+        self._margin = margin
+        self._interval = 1.0
+        self._cap = 1
+        self.share(1)
         self._span = 1.0
         self._group_limit = per_group_minute
         self._group_span = 60.0 / margin
@@ -305,6 +308,17 @@ class RateGate:
         self._sent: deque[float] = deque()
         self._admission = asyncio.Lock()
         self._groups: dict[str, deque[float]] = defaultdict(deque)
+
+    def share(self, instances: int) -> None:
+        """Pace at 1/`instances` of the limit: running instances split one bot's budget.
+
+        Per-group limits stay whole: a chat's delivery is held by one instance at a time.
+        """
+        rate = self._per_second * self._margin / max(1, instances)
+        self._interval = 1.0 / rate
+        # Any one second holds at most this many sends, whatever stalls delayed them; the gap
+        # to `per_second` absorbs jitter between our clock and the server's (about 70 ms).
+        self._cap = max(1, math.floor(rate))
 
     def reserve(self, chat_id: str) -> float:
         """Book the next send slot for `chat_id`; returns how long to wait for it."""
@@ -517,19 +531,61 @@ class TelegramAdapter:
 
     async def start(self, *, poll_timeout: int = 10) -> None:
         """Initialise (getMe), publish the menu and start long polling."""
+        await self.open()
+        await self.start_polling(poll_timeout=poll_timeout)
+
+    async def open(self) -> None:
+        """Initialise (getMe), publish the menu and start handling updates; no receiving yet.
+
+        Sending works from here on; updates arrive once `start_polling` (on one instance) or
+        `start_webhook` (on any number behind a load balancer) runs.
+        """
         await self.application.initialize()
         await self.register_commands()
         await self.application.start()
-        assert self.application.updater is not None
-        await self.application.updater.start_polling(
+
+    async def start_polling(self, *, poll_timeout: int = 10) -> None:
+        """Long-poll getUpdates (only one process per token may: Telegram answers 409 to more)."""
+        updater = self.application.updater
+        assert updater is not None
+        if updater.running:
+            return
+        await updater.start_polling(
             poll_interval=0.0,
             timeout=poll_timeout,
-            allowed_updates=["message", "channel_post"],
+            allowed_updates=UPDATE_TYPES,
         )
         log.info("telegram: polling as @%s", self.application.bot.username)
 
+    async def stop_polling(self) -> None:
+        """Stop long polling (the updates fetched so far are confirmed to Telegram)."""
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+            log.info("telegram: stopped polling")
+
+    async def start_webhook(
+        self, *, url: str, secret: str, listen: str = "0.0.0.0", port: int = 8443
+    ) -> None:
+        """Receive updates on `listen:port` at `url`'s path; only requests with `secret` count.
+
+        Telegram sends the secret in X-Telegram-Bot-Api-Secret-Token; python-telegram-bot
+        answers 403 to a request without it, so only Telegram can inject commands.
+        """
+        updater = self.application.updater
+        assert updater is not None
+        await updater.start_webhook(
+            listen=listen,
+            port=port,
+            url_path=urlsplit(url).path.strip("/"),
+            webhook_url=url,
+            secret_token=secret,
+            allowed_updates=UPDATE_TYPES,
+        )
+        log.info("telegram: webhook on %s:%d for %s", listen, port, urlsplit(url).netloc)
+
     async def stop(self) -> None:
-        """Stop polling, let running handlers finish, close the HTTP clients."""
+        """Stop receiving, let running handlers finish, close the HTTP clients."""
         if self.application.updater is not None and self.application.updater.running:
             await self.application.updater.stop()
         if self.application.running:
