@@ -596,7 +596,9 @@ async def serve_site(
     The server runs in a thread; cancelling (Ctrl-C) shuts it down. `on_ready` gets the URL.
     """
     server = make_server(out_dir, host, port)
-    thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="site-server", daemon=True
+    )
     thread.start()
     bound_host, bound_port = server.server_address[:2]
     url = f"http://{bound_host!s}:{bound_port}/"
@@ -606,7 +608,7 @@ async def serve_site(
     try:
         await asyncio.Event().wait()
     finally:
-        server.shutdown()  # returns within the serve_forever poll interval (0.5 s)
+        server.shutdown()  # returns within the serve_forever poll interval
         server.server_close()
         thread.join()
 

@@ -406,7 +406,7 @@ async def test_an_empty_archive_builds_an_index_and_a_valid_empty_feed(tmp_path:
 @pytest.fixture
 def served(site: Path) -> Iterator[str]:
     server = make_server(site, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         host, port = server.server_address[:2]
