@@ -16,9 +16,12 @@ from datetime import date, datetime, timedelta
 from typing import Literal, Protocol
 
 from bot.repos import resolve_repo, short_name
-from bot.settings import Settings, parse_hhmm
+from bot.settings import Settings, is_repo_name, parse_hhmm
+from bot.store.types import AlertChat, TrackedRepo, WatchChange, WatchLimitExceeded
+from bot.tracking import RepoChecker, admit_repo, tracked_set
 from collectors.window import today as local_today
 from summarizer.digest import NO_UPDATES, Digest, render_markdown
+from summarizer.watch import MAX_WATCHES, MAX_WORD_CHARS, WatchWordError, parse_words
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,13 @@ PROGRESS_TEXT = "正在生成…"
 USAGE_DIGEST = "用法：/digest [仓库] [YYYY-MM-DD]，例如 /digest vllm 2026-02-04"
 USAGE_SETTIME = "用法：/settime HH:MM（00:00–23:59），例如 /settime 09:00"
 GENERATION_FAILED = "生成日报失败，请稍后再试。"
+USAGE_WATCH = (
+    f'用法：/watch 词 [词 …]，例如 /watch FP8 "MoE" Blackwell'
+    f"（每个聊天最多 {MAX_WATCHES} 个，每个词最多 {MAX_WORD_CHARS} 个字符）"
+)
+USAGE_ALERTS = "用法：/alerts on [仓库 …] 或 /alerts off [仓库 …]；也可以 /subscribe vllm releases"
+# `/subscribe vllm releases`: this word makes a subscription one to release alerts.
+RELEASE_WORDS = frozenset({"releases", "release", "发布"})
 
 # (command, description) for the platforms' command menus, in display order.
 COMMAND_MENU: tuple[tuple[str, str], ...] = (
@@ -46,6 +56,10 @@ COMMAND_MENU: tuple[tuple[str, str], ...] = (
     ("unsubscribe", "取消订阅（全部或指定仓库）"),
     ("subscriptions", "本聊天订阅了什么、何时推送"),
     ("settime", "设置每日推送时间：/settime 09:00"),
+    ("alerts", "版本发布提醒：/alerts on 或 /alerts off"),
+    ("watch", "关注关键词，日报附“关注”一节：/watch FP8 MoE"),
+    ("unwatch", "取消关注关键词：/unwatch FP8"),
+    ("watches", "本聊天关注的关键词"),
     ("repos", "跟踪的仓库及其简称"),
     ("help", "使用说明"),
 )
@@ -117,6 +131,31 @@ class ChatStore(Protocol):
         self, platform: str, chat_id: str, post_time: str
     ) -> ChatRecord | None: ...
 
+    # Repositories beyond DIGEST_REPOS, keyword watches and release alerts (bot.store.Store).
+    async def tracked_repos(self) -> list[TrackedRepo]: ...
+    async def followed_repos(self) -> set[str]: ...
+    async def track_repo(self, repo: str, *, by: str | None, pinned: bool) -> TrackedRepo: ...
+    async def untrack_repo(self, repo: str) -> bool: ...
+    async def add_watches(
+        self, platform: str, chat_id: str, words: Sequence[str], *, limit: int
+    ) -> WatchChange: ...
+    async def remove_watches(
+        self, platform: str, chat_id: str, words: Sequence[str]
+    ) -> tuple[str, ...]: ...
+    async def watches_of(self, platform: str, chat_id: str) -> tuple[str, ...]: ...
+    async def alert_chat(self, platform: str, chat_id: str) -> AlertChat | None: ...
+    async def enable_alerts(
+        self, platform: str, chat_id: str, repos: Sequence[str] | None, *, by: str | None
+    ) -> AlertChat: ...
+    async def disable_alerts(
+        self,
+        platform: str,
+        chat_id: str,
+        repos: Sequence[str] | None,
+        *,
+        tracked: Sequence[str] = (),
+    ) -> AlertChat | None: ...
+
 
 class DigestSource(Protocol):
     """The part of `bot.pipeline.Pipeline` the commands use."""
@@ -177,6 +216,7 @@ class CommandService:
         self._pipeline = pipeline
         self._clock = clock
         self._tracked: tuple[str, ...] = tuple(settings.digest_repos)
+        self._checker = RepoChecker.from_settings(settings)  # asks GitHub about new repositories
         # Rendered text per (day, view, repos), valid while the pipeline hands back the same Digest.
         self._rendered: OrderedDict[tuple[date, str, tuple[str, ...] | None], tuple[Digest, str]]
         self._rendered = OrderedDict()
@@ -192,6 +232,12 @@ class CommandService:
             "help": self._help,
             "start": self._start,
             "status": self._status,  # operators only; not in COMMAND_MENU
+            "alerts": self._alerts,
+            "watch": self._watch,
+            "unwatch": self._unwatch,
+            "watches": self._watches,
+            "track": self._track,  # operators only; not in COMMAND_MENU
+            "untrack": self._untrack,  # operators only; not in COMMAND_MENU
         }
 
     @property
@@ -211,6 +257,8 @@ class CommandService:
         if handler is None:
             return Reply(f"未知命令 /{echo(name)}，发送 /help 查看用法。", ephemeral=True)
         try:
+            # DIGEST_REPOS plus the repositories chats added: names resolve against all of them.
+            self._tracked = tuple(await tracked_set(self._store, self._settings.digest_repos))
             return await handler(ctx, args.strip(), progress)
         except _Refused as refused:
             return Reply(refused.text, ephemeral=True)
@@ -310,7 +358,10 @@ class CommandService:
     async def _subscribe(self, ctx: ChatContext, args: str, _p: Progress | None) -> Reply:
         if refusal := await self._admin_refusal(ctx):
             return refusal
-        repos = self._resolve_all(args)
+        args, releases = split_release_word(args)
+        repos, added = await self._resolve_or_add(ctx, args)
+        if releases:
+            return await self._alerts_on(ctx, repos, added)
         existing = await self._store.get_chat(ctx.platform, ctx.chat_id)
         chat = await self._store.subscribe(
             ctx.platform,
@@ -320,12 +371,15 @@ class CommandService:
             post_time=existing.post_time if existing else self._settings.digest_post_time,
             timezone=existing.timezone if existing else self._settings.digest_timezone,
         )
-        return Reply(f"已订阅：{self._describe(chat)}")
+        return Reply(f"已订阅：{self._describe(chat)}{_added_note(added)}")
 
     async def _unsubscribe(self, ctx: ChatContext, args: str, _p: Progress | None) -> Reply:
         if refusal := await self._admin_refusal(ctx):
             return refusal
+        args, releases = split_release_word(args)
         repos = self._resolve_all(args)
+        if releases:
+            return await self._alerts_off(ctx, repos)
         chat = await self._store.get_chat(ctx.platform, ctx.chat_id)
         if chat is None or not chat.active:
             return Reply("本聊天没有订阅。", ephemeral=True)
@@ -342,9 +396,21 @@ class CommandService:
 
     async def _subscriptions(self, ctx: ChatContext, _a: str, _p: Progress | None) -> Reply:
         chat = await self._store.get_chat(ctx.platform, ctx.chat_id)
+        extras = await self._extras(ctx)
         if chat is None or not chat.active:
-            return Reply("本聊天未订阅每日日报，发送 /subscribe 订阅。")
-        return Reply(f"本聊天订阅：{self._describe(chat)}")
+            return Reply(f"本聊天未订阅每日日报，发送 /subscribe 订阅。{extras}")
+        return Reply(f"本聊天订阅：{self._describe(chat)}{extras}")
+
+    async def _extras(self, ctx: ChatContext) -> str:
+        """Release alerts and watch words of the chat, as a sentence for /subscriptions."""
+        parts = []
+        alerts = await self._store.alert_chat(ctx.platform, ctx.chat_id)
+        if alerts is not None:
+            parts.append(f"版本发布提醒：{self._alert_scope(alerts)}。")
+        words = await self._store.watches_of(ctx.platform, ctx.chat_id)
+        if words:
+            parts.append(f"关注词：{'、'.join(_word(w) for w in words)}。")
+        return "".join(parts)
 
     async def _settime(self, ctx: ChatContext, args: str, _p: Progress | None) -> Reply:
         if refusal := await self._admin_refusal(ctx):
@@ -370,6 +436,187 @@ class CommandService:
         every = f"全部 {len(self._tracked)} 个跟踪的仓库"
         what = "、".join(chat.repos) if chat.repos else every
         return f"{what}；每天 {chat.post_time}（{chat.timezone}）推送。"
+
+    # -- repositories beyond DIGEST_REPOS ------------------------------------------------------
+
+    async def _resolve_or_add(
+        self, ctx: ChatContext, args: str
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Names → tracked repositories; an unknown `owner/name` is checked on GitHub and added.
+
+        Returns (the repositories in tracked order, those newly added to the tracked set).
+        """
+        tokens = args.split()
+        if len(tokens) > len(self._tracked) + 4:
+            raise _Refused("仓库太多。用法：/subscribe [仓库 …]，发送 /repos 查看全部。")
+        chosen: set[str] = set()
+        added: list[str] = []
+        for token in tokens:
+            try:
+                chosen.add(self._resolve(token))
+                continue
+            except _Refused:
+                if not is_repo_name(token):
+                    raise
+            admission = await admit_repo(
+                self._store,
+                self._settings,
+                self._checker,
+                token,
+                tracked=self._tracked,
+                by=_who(ctx),
+                pinned=False,
+            )
+            if admission.repo is None:
+                raise _Refused(admission.refusal or f"不能添加“{echo(token)}”。")
+            if admission.repo not in self._tracked:
+                self._tracked = (*self._tracked, admission.repo)
+            if admission.added:
+                added.append(admission.repo)
+            chosen.add(admission.repo)
+        return tuple(r for r in self._tracked if r in chosen), tuple(added)
+
+    def _is_operator(self, ctx: ChatContext) -> bool:
+        return ctx.user_id is not None and _who(ctx) in self._settings.admin_user_ids
+
+    async def _track(self, ctx: ChatContext, args: str, _p: Progress | None) -> Reply:
+        """Operators pin a repository in the tracked set (collected even if no chat names it)."""
+        if not self._is_operator(ctx):
+            return Reply("未知命令 /track，发送 /help 查看用法。", ephemeral=True)
+        name = args.strip()
+        if not is_repo_name(name):
+            raise _Refused("用法：/track owner/name（GitHub 上的公开仓库）")
+        if name.lower() in {r.lower() for r in self._settings.digest_repos}:
+            return Reply(f"`{name}` 是默认仓库（DIGEST_REPOS），一直在跟踪。", ephemeral=True)
+        admission = await admit_repo(
+            self._store,
+            self._settings,
+            self._checker,
+            name,
+            tracked=self._tracked,
+            by=_who(ctx),
+            pinned=True,
+        )
+        if admission.repo is None:
+            raise _Refused(admission.refusal or f"不能添加“{echo(name)}”。")
+        return Reply(f"已固定跟踪 `{admission.repo}`：没有聊天订阅时也会收录，直到 /untrack。")
+
+    async def _untrack(self, ctx: ChatContext, args: str, _p: Progress | None) -> Reply:
+        """Operators remove a repository a chat or an operator added (not a DIGEST_REPOS one)."""
+        if not self._is_operator(ctx):
+            return Reply("未知命令 /untrack，发送 /help 查看用法。", ephemeral=True)
+        name = args.strip()
+        if not _NAME_RE.fullmatch(name):
+            raise _Refused("用法：/untrack owner/name")
+        found = resolve_repo(name, self._tracked).repo or name
+        if found.lower() in {r.lower() for r in self._settings.digest_repos}:
+            raise _Refused(f"`{found}` 是默认仓库；要停止跟踪，请修改 DIGEST_REPOS 设置。")
+        if not await self._store.untrack_repo(found):
+            raise _Refused(f"没有额外跟踪“{echo(name)}”。发送 /repos 查看全部。")
+        return Reply(f"已停止跟踪 `{found}`：不再收录，订阅它的聊天也不再收到它。")
+
+    # -- release alerts ------------------------------------------------------------------------
+
+    async def _alerts(self, ctx: ChatContext, args: str, _p: Progress | None) -> Reply:
+        mode, _, rest = args.partition(" ")
+        mode = mode.lower()
+        if not mode:
+            current = await self._store.alert_chat(ctx.platform, ctx.chat_id)
+            if current is None:
+                return Reply("本聊天未开启版本发布提醒；发送 /alerts on 开启。")
+            return Reply(f"本聊天已开启版本发布提醒：{self._alert_scope(current)}。")
+        if mode not in ("on", "off"):
+            raise _Refused(f"无法识别“{echo(mode)}”。{USAGE_ALERTS}")
+        if refusal := await self._admin_refusal(ctx):
+            return refusal
+        if mode == "off":
+            return await self._alerts_off(ctx, self._resolve_all(rest))
+        repos, added = await self._resolve_or_add(ctx, rest)
+        return await self._alerts_on(ctx, repos, added)
+
+    async def _alerts_on(
+        self, ctx: ChatContext, repos: tuple[str, ...], added: tuple[str, ...]
+    ) -> Reply:
+        current = await self._store.enable_alerts(
+            ctx.platform, ctx.chat_id, repos or None, by=ctx.user_id
+        )
+        minutes = f"{self._settings.release_poll_minutes:g}"
+        return Reply(
+            f"已开启版本发布提醒：{self._alert_scope(current)}；"
+            f"新版本发布后约 {minutes} 分钟内推送到本聊天。{_added_note(added)}"
+        )
+
+    async def _alerts_off(self, ctx: ChatContext, repos: tuple[str, ...]) -> Reply:
+        if await self._store.alert_chat(ctx.platform, ctx.chat_id) is None:
+            return Reply("本聊天没有开启版本发布提醒。", ephemeral=True)
+        left = await self._store.disable_alerts(
+            ctx.platform, ctx.chat_id, repos or None, tracked=self._tracked
+        )
+        if left is None:
+            return Reply("已关闭本聊天的版本发布提醒。")
+        return Reply(f"已更新版本发布提醒：{self._alert_scope(left)}。")
+
+    def _alert_scope(self, alerts: AlertChat) -> str:
+        if alerts.repos is None:
+            return f"全部 {len(self._tracked)} 个跟踪的仓库"
+        return "、".join(f"`{repo}`" for repo in alerts.repos)
+
+    # -- keyword watches -----------------------------------------------------------------------
+
+    async def _watch(self, ctx: ChatContext, args: str, _p: Progress | None) -> Reply:
+        try:
+            words = parse_words(args)
+        except WatchWordError as exc:
+            raise _Refused(f"{exc} {USAGE_WATCH}") from None
+        if not words:
+            raise _Refused(USAGE_WATCH)
+        if len(words) > MAX_WATCHES:
+            raise _Refused(
+                f"一次最多关注 {MAX_WATCHES} 个词（收到 {len(words)} 个）。{USAGE_WATCH}"
+            )
+        if refusal := await self._admin_refusal(ctx):
+            return refusal
+        try:
+            change = await self._store.add_watches(
+                ctx.platform, ctx.chat_id, words, limit=MAX_WATCHES
+            )
+        except WatchLimitExceeded as exc:
+            raise _Refused(
+                f"本聊天已关注 {exc.current} 个词，再加 {exc.adding} 个会超过上限 {exc.limit} 个；"
+                "请先用 /unwatch 删除一些。"
+            ) from None
+        shown = "、".join(_word(w) for w in change.added) or "（没有新词）"
+        text = f"已关注：{shown}；本聊天共关注 {change.total} 个词。"
+        if change.existing:
+            text += f"已在关注：{'、'.join(_word(w) for w in change.existing)}。"
+        chat = await self._store.get_chat(ctx.platform, ctx.chat_id)
+        if chat is None or not chat.active:
+            text += "本聊天尚未订阅每日日报，发送 /subscribe 后日报会附上“关注”一节。"
+        else:
+            text += "每日日报会附上“关注”一节。"
+        return Reply(text)
+
+    async def _unwatch(self, ctx: ChatContext, args: str, _p: Progress | None) -> Reply:
+        try:
+            words = parse_words(args)
+        except WatchWordError as exc:
+            raise _Refused(str(exc)) from None
+        if not words:
+            raise _Refused("用法：/unwatch 词 [词 …]；发送 /watches 查看本聊天关注的词。")
+        if refusal := await self._admin_refusal(ctx):
+            return refusal
+        removed = await self._store.remove_watches(ctx.platform, ctx.chat_id, words)
+        if not removed:
+            return Reply("本聊天没有关注这些词；发送 /watches 查看。", ephemeral=True)
+        left = await self._store.watches_of(ctx.platform, ctx.chat_id)
+        return Reply(f"已取消关注：{'、'.join(_word(w) for w in removed)}；还剩 {len(left)} 个。")
+
+    async def _watches(self, ctx: ChatContext, _a: str, _p: Progress | None) -> Reply:
+        words = await self._store.watches_of(ctx.platform, ctx.chat_id)
+        if not words:
+            return Reply("本聊天没有关注的词；发送 /watch FP8 MoE 添加。")
+        listed = "、".join(_word(w) for w in words)
+        return Reply(f"本聊天关注的词（{len(words)}/{MAX_WATCHES}）：{listed}")
 
     # -- repositories and help ---------------------------------------------------------------
 
@@ -421,6 +668,30 @@ class CommandService:
         return Reply(render_status(await collect_status(self._settings, store)), ephemeral=True)
 
 
+def split_release_word(args: str) -> tuple[str, bool]:
+    """`vllm releases` → (`vllm`, True): the word asks for release alerts instead of daily posts."""
+    tokens = args.split()
+    kept = [t for t in tokens if t.lower() not in RELEASE_WORDS]
+    return " ".join(kept), len(kept) != len(tokens)
+
+
+def _who(ctx: ChatContext) -> str:
+    """`telegram:123`, the form of ADMIN_USER_IDS."""
+    return f"{ctx.platform}:{ctx.user_id}"
+
+
+def _word(word: str) -> str:
+    """A watch word shown back as inline code (never Markdown, never a mention)."""
+    return "`" + word.replace("`", "'") + "`"
+
+
+def _added_note(added: Sequence[str]) -> str:
+    if not added:
+        return ""
+    names = "、".join(f"`{repo}`" for repo in added)
+    return f"新加入跟踪：{names}，从下一期日报起收录。"
+
+
 def help_text() -> str:
     """The usage text of /help and /start."""
     return "\n".join(
@@ -433,6 +704,9 @@ def help_text() -> str:
             "- /unsubscribe [仓库 …] — 取消全部或指定仓库",
             "- /subscriptions — 本聊天订阅了什么、何时推送",
             "- /settime HH:MM — 每日推送时间",
+            "- /subscribe owner/name — 跟踪并订阅默认列表以外的公开仓库",
+            "- /alerts on|off · /subscribe vllm releases — 新版本发布时立即提醒",
+            '- /watch FP8 "MoE" · /unwatch FP8 · /watches — 关注关键词，日报附“关注”一节',
             "- /repos — 跟踪的仓库及简称",
             "",
             "群组和频道里只有管理员可以更改订阅。",

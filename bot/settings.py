@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     discord_webhook_url: SecretStr | None = None
     admin_user_ids: CommaList = Field(default_factory=list)
 
+    # Release alerts, and repositories chats may add beyond DIGEST_REPOS.
+    release_poll_minutes: float = Field(default=5.0, gt=0, le=1440)
+    track_any_repo: bool = True
+    max_tracked_repos: int = Field(default=30, ge=1, le=1000)
+
     @field_validator("digest_models", "digest_repos", "admin_user_ids", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:

@@ -1,0 +1,291 @@
+"""Release alerts: poll the tracked repositories' releases and post new ones to chats that opted in.
+
+Every RELEASE_POLL_MINUTES the poller asks each repository some opted-in chat wants for its newest
+releases with a conditional request (the GitHub client's ETag cache): an unchanged repository is a
+304 and costs no rate limit. A release counts as new when it was published after the poller first
+saw the repository (recorded in the database, so a restart neither forgets nor re-alerts the back
+catalogue) and after the chat opted in. Each (platform, chat, repo, tag) is one alert row: created
+once, claimed with a lease, sent, marked — so every chat gets each release once, across restarts
+and instances, as with daily deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from aiolimiter import AsyncLimiter
+from pydantic import ValidationError
+
+from bot.delivery import one_line, retry_delay, sender_rate
+from bot.scheduler import worker_id
+from bot.senders import ChatGone, RetryLater, Sender
+from bot.settings import Settings
+from bot.store import AlertChat, AlertClaim, Store, utcnow
+from bot.tracking import tracked_set
+from collectors.activity import Release
+from collectors.github import GitHubClient, GitHubError
+from collectors.wire import GhRelease
+from summarizer.llm import LLMClient
+from summarizer.release_note import alert_markdown, summarize_release
+
+log = logging.getLogger(__name__)
+
+# Newest releases read per poll: more than any repository publishes between two polls.
+PER_PAGE = 10
+# After a long downtime, releases older than this are not alerted any more (no longer news).
+MAX_AGE = timedelta(days=3)
+
+RepoSource = Callable[[], Awaitable[Sequence[str]]]
+
+
+@dataclass
+class PollResult:
+    """What one poll did."""
+
+    repos: int = 0
+    new_releases: int = 0
+    created: int = 0
+    sent: int = 0
+    failed: int = 0
+    retrying: int = 0
+    deactivated: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def to_release(raw: object) -> Release | None:
+    """A published release from GitHub's JSON; None for drafts and malformed items."""
+    try:
+        wire = GhRelease.model_validate(raw)
+    except ValidationError:
+        return None
+    if wire.draft or wire.published_at is None:
+        return None
+    return Release(
+        tag_name=wire.tag_name,
+        name=wire.name or wire.tag_name,
+        published_at=wire.published_at,
+        url=wire.html_url,
+        author=wire.author.login if wire.author else None,
+        prerelease=wire.prerelease,
+        body=wire.body or "",
+    )
+
+
+class ReleasePoller:
+    """Polls releases and sends alerts through the platforms' Senders (`send_digest`)."""
+
+    def __init__(
+        self,
+        store: Store,
+        github: GitHubClient,
+        senders: Mapping[str, Sender],
+        *,
+        repos: RepoSource,
+        llm: LLMClient | None = None,
+        interval: float = 300.0,
+        clock: Callable[[], datetime] = utcnow,
+        worker: str | None = None,
+        lease_seconds: float = 120.0,
+        max_attempts: int = 5,
+        batch_size: int = 100,
+    ) -> None:
+        self._store = store
+        self._github = github
+        self._senders = dict(senders)
+        self._repos = repos
+        self._llm = llm
+        self.interval = interval
+        self._clock = clock
+        self._worker = worker or worker_id("alerts:")
+        self._lease = lease_seconds
+        self._max_attempts = max(1, max_attempts)
+        self._batch = max(1, batch_size)
+        self._limiters = {
+            name: AsyncLimiter(1, 1.0 / sender_rate(sender)) for name, sender in senders.items()
+        }
+        # Releases whose alert rows exist (repo key, tag) → published_at; pruned after MAX_AGE.
+        self._settled: dict[tuple[str, str], datetime] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll every `interval` seconds until `stop`; a failed poll is logged and retried."""
+        log.info("release alerts: polling every %.0f s", self.interval)
+        while not stop.is_set():
+            try:
+                result = await self.poll_once()
+                if result.new_releases or result.sent or result.errors:
+                    log.info(
+                        "release alerts: %d new releases, %d alerts sent, %d failed, %d errors",
+                        result.new_releases,
+                        result.sent,
+                        result.failed,
+                        len(result.errors),
+                    )
+            except Exception:
+                log.exception("release alerts: the poll failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
+
+    async def poll_once(self) -> PollResult:
+        """Check the wanted repositories once, create the new alerts, send every due alert."""
+        now = self._clock()
+        result = PollResult()
+        chats = [c for c in await self._store.alert_chats() if c.platform in self._senders]
+        if chats:
+            tracked = list(await self._repos())
+            wanted = [repo for repo in tracked if any(chat.wants(repo) for chat in chats)]
+            result.repos = len(wanted)
+            found = await asyncio.gather(
+                *(self._new_releases(repo, now) for repo in wanted), return_exceptions=True
+            )
+            for repo, outcome in zip(wanted, found, strict=True):
+                if isinstance(outcome, BaseException):
+                    if not isinstance(outcome, Exception):
+                        raise outcome
+                    result.errors.append(f"{repo}: {one_line(outcome)}")
+                    log.warning("release alerts: %s could not be polled: %s", repo, outcome)
+                    continue
+                for release in outcome:
+                    await self._create_alerts(repo, release, chats, now, result)
+        self._prune(now)
+        await self._send_due(result)
+        return result
+
+    async def _new_releases(self, repo: str, now: datetime) -> list[Release]:
+        first_seen = await self._store.release_first_seen(repo, now=now)
+        data = await self._github.get(f"repos/{repo}/releases", {"per_page": PER_PAGE})
+        if not isinstance(data, list):
+            raise GitHubError(f"GitHub sent a {type(data).__name__}, not a list, for {repo}")
+        fresh = []
+        for raw in data:
+            release = to_release(raw)
+            if (
+                release is None
+                or release.published_at <= first_seen
+                or now - release.published_at > MAX_AGE
+                or (repo.lower(), release.tag_name) in self._settled
+            ):
+                continue
+            fresh.append(release)
+        return sorted(fresh, key=lambda r: r.published_at)
+
+    async def _create_alerts(
+        self,
+        repo: str,
+        release: Release,
+        chats: Sequence[AlertChat],
+        now: datetime,
+        result: PollResult,
+    ) -> None:
+        result.new_releases += 1
+        targets = [c.key for c in chats if c.wants(repo) and c.since < release.published_at]
+        if targets:
+            note = await summarize_release(repo, release, self._llm, self._store)
+            created = await self._store.ensure_alerts(
+                repo,
+                release.tag_name,
+                targets,
+                alert_markdown(repo, release, note),
+                published_at=release.published_at,
+                now=now,
+            )
+            result.created += created
+            if created:
+                log.info("release alerts: %s %s for %d chats", repo, release.tag_name, created)
+        self._settled[(repo.lower(), release.tag_name)] = release.published_at
+
+    def _prune(self, now: datetime) -> None:
+        old = [key for key, when in self._settled.items() if now - when > MAX_AGE]
+        for key in old:
+            del self._settled[key]
+
+    async def _send_due(self, result: PollResult) -> None:
+        while True:
+            claims = await self._store.claim_alerts(
+                platforms=list(self._senders),
+                worker=self._worker,
+                limit=self._batch,
+                lease_seconds=self._lease,
+                now=self._clock(),
+            )
+            if not claims:
+                return
+            await asyncio.gather(*(self._send(claim, result) for claim in claims))
+
+    async def _send(self, claim: AlertClaim, result: PollResult) -> None:
+        sender = self._senders[claim.platform]
+        await self._limiters[claim.platform].acquire()
+        try:
+            message_ids = await sender.send_digest(claim.chat_id, claim.message)
+        except ChatGone as exc:
+            reason = one_line(exc)
+            await self._store.disable_alerts(claim.platform, claim.chat_id, None)
+            await self._store.deactivate(claim.platform, claim.chat_id, reason)
+            await self._store.mark_alert_failed(claim, f"chat gone: {reason}", final=True)
+            result.deactivated += 1
+            log.info(
+                "release alerts: chat %s:%s is gone: %s", claim.platform, claim.chat_id, reason
+            )
+        except RetryLater as exc:
+            retry_at = self._clock() + timedelta(seconds=max(exc.retry_after, 1.0))
+            await self._store.mark_alert_failed(
+                claim, one_line(exc), final=False, retry_at=retry_at
+            )
+            result.retrying += 1
+        except Exception as exc:
+            final = claim.attempts >= self._max_attempts
+            retry_at = self._clock() + timedelta(seconds=retry_delay(claim.attempts))
+            await self._store.mark_alert_failed(
+                claim, one_line(exc), final=final, retry_at=retry_at
+            )
+            if final:
+                result.failed += 1
+                result.errors.append(f"{claim.platform}:{claim.chat_id}: {one_line(exc)}")
+            else:
+                result.retrying += 1
+            log.warning(
+                "release alert %s %s to %s:%s failed: %s",
+                claim.repo,
+                claim.tag,
+                claim.platform,
+                claim.chat_id,
+                one_line(exc),
+            )
+        else:
+            if await self._store.mark_alert_sent(claim, [str(m) for m in message_ids]):
+                result.sent += 1
+
+
+async def run_release_alerts(
+    settings: Settings,
+    store: Store,
+    senders: Mapping[str, Sender],
+    stop: asyncio.Event,
+    *,
+    repos: RepoSource | None = None,
+) -> None:
+    """The poller of `aiinfra-digest run`, on its own GitHub and model clients (closed on exit)."""
+    from bot.pipeline import make_github, make_llm
+
+    if not senders:
+        await stop.wait()  # returning early would end `run` (a finished task stops the rest)
+        return
+    llm = make_llm(settings)
+    try:
+        async with make_github(settings, store) as github:
+            poller = ReleasePoller(
+                store,
+                github,
+                senders,
+                repos=repos or (lambda: tracked_set(store, settings.digest_repos)),
+                llm=llm,
+                interval=settings.release_poll_minutes * 60.0,
+            )
+            await poller.run(stop)
+    finally:
+        if llm is not None:
+            await llm.aclose()

@@ -1,0 +1,215 @@
+"""Repositories beyond DIGEST_REPOS: the tracked set, and admitting a new one after asking GitHub.
+
+The tracked set is DIGEST_REPOS, then the repositories an operator pinned (`/track`), then those a
+chat added (`/subscribe owner/name`) that some active chat still names, for daily posts or release
+alerts. A repository nobody names any more drops out, so it stops being collected and polled.
+A chat subscribed to "all" receives every repository in the set but does not keep one in it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import httpx
+
+from bot.settings import Settings, is_repo_name
+from bot.store.types import TrackedRepo
+
+log = logging.getLogger(__name__)
+
+CheckStatus = Literal["public", "private", "missing", "moved", "unavailable"]
+# A repository's existence changes rarely; a chat retrying a typo should not cost GitHub quota.
+CHECK_CACHE_SECONDS = 600.0
+_CACHE_SIZE = 512
+
+
+class TrackedStore(Protocol):
+    """The part of `bot.store.Store` the tracked set needs."""
+
+    async def tracked_repos(self) -> list[TrackedRepo]:
+        """Repositories tracked beyond the defaults."""
+        ...
+
+    async def followed_repos(self) -> set[str]:
+        """Lower-case names active chats name."""
+        ...
+
+
+class AdmittingStore(TrackedStore, Protocol):
+    """The tracked set, plus adding to it."""
+
+    async def track_repo(self, repo: str, *, by: str | None, pinned: bool) -> TrackedRepo:
+        """Add a repository to the tracked set."""
+        ...
+
+
+async def tracked_set(store: TrackedStore, defaults: Sequence[str]) -> list[str]:
+    """DIGEST_REPOS, then pinned repositories, then chat-added ones still named by a chat."""
+    chosen = list(dict.fromkeys(defaults))
+    extras = await store.tracked_repos()
+    if not extras:
+        return chosen
+    followed = await store.followed_repos()
+    seen = {repo.lower() for repo in chosen}
+    for extra in sorted(extras, key=lambda t: not t.pinned):
+        key = extra.repo.lower()
+        if key not in seen and (extra.pinned or key in followed):
+            chosen.append(extra.repo)
+            seen.add(key)
+    return chosen
+
+
+@dataclass(frozen=True)
+class RepoCheck:
+    """What GitHub said about `owner/name`: `repo` is its canonical (or, when moved, new) name."""
+
+    status: CheckStatus
+    repo: str | None = None
+    detail: str = ""
+
+
+class RepoChecker:
+    """Asks GitHub (GET /repos/{owner}/{name}) whether a repository exists and is public.
+
+    Redirects are followed, so a renamed repository answers with its new name (httpx drops the
+    token on a redirect to another host). Answers are remembered for CHECK_CACHE_SECONDS.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        timeout: float = 15.0,
+        cache_seconds: float = CHECK_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._base = base_url.rstrip("/") + "/"
+        self._headers = {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+            "User-Agent": "aiinfra-digest",
+        }
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._timeout = timeout
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._answers: dict[str, tuple[float, RepoCheck]] = {}
+        self.requests = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RepoChecker:
+        """A checker on GITHUB_API_URL with GITHUB_TOKEN."""
+        token = settings.github_token.get_secret_value() if settings.github_token else None
+        return cls(settings.github_api_url, token, timeout=min(settings.github_timeout, 15.0))
+
+    async def check(self, name: str) -> RepoCheck:
+        """Public, private, missing (404: absent or private to us), moved, or unavailable."""
+        if not is_repo_name(name):
+            return RepoCheck("missing", detail="not an owner/name")
+        key = name.lower()
+        cached = self._answers.get(key)
+        if cached is not None and self._clock() - cached[0] < self._cache_seconds:
+            return cached[1]
+        answer = await self._ask(name)
+        if answer.status != "unavailable":
+            if len(self._answers) >= _CACHE_SIZE:
+                self._answers.clear()
+            self._answers[key] = (self._clock(), answer)
+        return answer
+
+    async def _ask(self, name: str) -> RepoCheck:
+        self.requests += 1
+        try:
+            async with httpx.AsyncClient(
+                base_url=self._base,
+                headers=self._headers,
+                timeout=self._timeout,
+                follow_redirects=True,
+                max_redirects=3,
+            ) as http:
+                response = await http.get(f"repos/{name}")
+        except httpx.HTTPError as exc:
+            log.warning("checking %s on GitHub failed: %s", name, type(exc).__name__)
+            return RepoCheck("unavailable", detail=type(exc).__name__)
+        if response.status_code == 404:
+            return RepoCheck("missing")
+        if response.status_code != 200:
+            log.warning("checking %s on GitHub: HTTP %d", name, response.status_code)
+            return RepoCheck("unavailable", detail=f"HTTP {response.status_code}")
+        try:
+            data = response.json()
+            full_name = str(data["full_name"])
+            private = bool(data.get("private", False))
+        except (ValueError, KeyError, TypeError):
+            return RepoCheck("unavailable", detail="malformed answer")
+        if not is_repo_name(full_name):
+            return RepoCheck("unavailable", detail="unexpected repository name")
+        if private:
+            return RepoCheck("private", full_name)
+        if response.history and full_name.lower() != name.lower():
+            return RepoCheck("moved", full_name)
+        return RepoCheck("public", full_name)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The outcome of adding a repository: its canonical name, or a one-line Chinese refusal."""
+
+    repo: str | None
+    refusal: str | None = None
+    added: bool = False
+
+
+def _code(name: str) -> str:
+    return f"`{name}`"
+
+
+async def admit_repo(
+    store: AdmittingStore,
+    settings: Settings,
+    checker: RepoChecker,
+    name: str,
+    *,
+    tracked: Sequence[str],
+    by: str | None,
+    pinned: bool,
+) -> Admission:
+    """Add `name` to the tracked set once GitHub confirms it is public, within the settings' bounds.
+
+    `tracked` is the current set; operators (`pinned`) may add even with TRACK_ANY_REPO=false.
+    """
+    for repo in tracked:
+        if repo.lower() == name.lower():
+            if pinned:
+                await store.track_repo(repo, by=by, pinned=True)
+            return Admission(repo)
+    shown = _code(name)
+    if not pinned and not settings.track_any_repo:
+        return Admission(
+            None, f"本机器人只跟踪预设的仓库，不能添加 {shown}。发送 /repos 查看全部。"
+        )
+    if len(tracked) >= settings.max_tracked_repos:
+        limit = settings.max_tracked_repos
+        return Admission(None, f"跟踪的仓库已达上限（{limit} 个），不能再添加 {shown}。")
+    check = await checker.check(name)
+    if check.status == "missing":
+        return Admission(None, f"仓库 {shown} 不存在或为私有仓库；只能跟踪 GitHub 上的公开仓库。")
+    if check.status == "private":
+        return Admission(None, f"{shown} 是私有仓库；只能跟踪公开仓库。")
+    if check.status == "moved" and check.repo is not None:
+        new = _code(check.repo)
+        return Admission(None, f"仓库 {shown} 已更名为 {new}，请使用新名称 {new}。")
+    if check.status != "public" or check.repo is None:
+        return Admission(None, f"暂时无法向 GitHub 确认 {shown}，请稍后再试。")
+    for repo in tracked:  # the canonical spelling may be a tracked one typed in another case
+        if repo.lower() == check.repo.lower():
+            return Admission(repo)
+    await store.track_repo(check.repo, by=by, pinned=pinned)
+    log.info("tracking %s (added by %s%s)", check.repo, by or "?", ", pinned" if pinned else "")
+    return Admission(check.repo, added=True)
