@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from bot.logs import redact
 from bot.settings import Settings
 from bot.status import record_github_limit
+from bot.tracking import tracked_set
 from collectors.activity import DayActivity
 from collectors.cache import FileCache, KeyValueCache
 from collectors.collect import collect_day
@@ -104,8 +105,11 @@ class Pipeline:
         github: GitHubClient,
         composer: Composer,
         memory: int = 8,
+        repos: Callable[[], Awaitable[Sequence[str]]] | None = None,
     ) -> None:
         self._settings = settings
+        # The repositories a day covers: DIGEST_REPOS plus those chats added and still follow.
+        self._repos = repos or (lambda: tracked_set(store, settings.digest_repos))
         self._store = store
         self._github = github
         self._composer = composer
@@ -113,6 +117,10 @@ class Pipeline:
         self._days: OrderedDict[date, tuple[Digest, DayActivity]] = OrderedDict()
         self._inflight: dict[date, asyncio.Task[tuple[Digest, DayActivity]]] = {}
         self._subsets: dict[tuple[date, tuple[str, ...]], Digest] = {}
+
+    async def repos(self) -> list[str]:
+        """The repositories a newly generated day covers, in digest order."""
+        return list(await self._repos())
 
     async def has_digest(self, day: date) -> bool:
         """True when the day's digest is archived."""
@@ -177,16 +185,15 @@ class Pipeline:
     async def _generate(self, day: date) -> tuple[Digest, DayActivity]:
         log.info("generating the digest of %s", day)
         started = datetime.now(UTC)
+        repos = await self.repos()
         try:
-            activity = await collect_day(
-                self._github, self._settings.digest_repos, day, self._settings.digest_timezone
-            )
+            activity = await collect_day(self._github, repos, day, self._settings.digest_timezone)
         finally:
             # For `/status`: what the GitHub rate limit looked like after this collection.
             await record_github_limit(
                 self._store, self._github.rate_limit_remaining, self._github.rate_limit_reset
             )
-        digest = await self._composer.compose(activity, self._settings.digest_repos)
+        digest = await self._composer.compose(activity, repos)
         await self._store.save_digest(digest, activity)
         # Run records are shown to operators (`/status`): no token or account id may reach them.
         errors = [redact(error) for error in run_errors(activity, digest)]
