@@ -23,6 +23,7 @@ from bot.senders import ChatGone, RetryLater, Sender
 from bot.store import Chat, DeliveryClaim, Store
 from collectors.activity import DayActivity
 from summarizer.digest import Digest, render_markdown
+from summarizer.watch import with_watch_section
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +139,12 @@ class _Broadcast:
         day: date,
         chats: Mapping[tuple[str, str], Chat],
         options: _Options,
+        watches: Mapping[tuple[str, str], tuple[str, ...]] | None = None,
     ) -> None:
         self.store = store
+        self.watches = dict(watches or {})
+        # Each (repos, watch words) is rendered once per fan-out, not once per chat.
+        self.rendered: dict[tuple[tuple[str, ...] | None, tuple[str, ...]], tuple[Digest, str]] = {}
         self.pipeline = pipeline
         self.sender = sender
         self.platform = sender.platform
@@ -213,11 +218,27 @@ class _Broadcast:
             await self._give_up(claim, "too many attempts (worker crashes?)")
             return
         try:
-            markdown = render_markdown(await self.pipeline.digest_for(self.day, chat.repos))
+            markdown = await self._markdown(chat)
         except Exception as exc:
             await self._failed(claim, f"digest: {one_line(exc)}")
             return
         await self._send(claim, chat, markdown)
+
+    async def _markdown(self, chat: Chat) -> str:
+        """The chat's digest in Markdown, with its `### 关注` section when it watches words."""
+        digest = await self.pipeline.digest_for(self.day, chat.repos)
+        words = self.watches.get(chat.key, ())
+        key = (chat.repos, words)
+        cached = self.rendered.get(key)
+        if cached is not None and cached[0] is digest:
+            return cached[1]
+        shown = digest
+        if words:
+            _full, activity = await self.pipeline.day(self.day)
+            shown = with_watch_section(digest, activity, words)
+        text = render_markdown(shown)
+        self.rendered[key] = (digest, text)
+        return text
 
     async def _send(self, claim: DeliveryClaim, chat: Chat, markdown: str) -> None:
         for _ in range(8):  # RetryLater rounds; a platform asking more often is retried later
@@ -335,8 +356,10 @@ async def fan_out(
         stop=stop,
     )
     by_key = {c.key: c for c in served}
+    watches = await store.all_watches()
     broadcasts = [
-        _Broadcast(store, pipeline, sender, day, by_key, options) for sender in senders.values()
+        _Broadcast(store, pipeline, sender, day, by_key, options, watches)
+        for sender in senders.values()
     ]
     for part in await asyncio.gather(*(b.run() for b in broadcasts)):
         result.add(part)
