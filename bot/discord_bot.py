@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import aiohttp
 import discord
@@ -272,6 +272,44 @@ def build_tree(
     @app_commands.describe(time="本地时间 HH:MM，例如 09:00")
     async def settime(interaction: discord.Interaction, time: str) -> None:
         await run(interaction, "settime", time)
+
+    @tree.command(name="alerts", description=about["alerts"][:100])
+    @app_commands.describe(
+        state="on 开启 / off 关闭；不填则查看", repos="空格分隔的仓库；不填则全部"
+    )
+    @app_commands.autocomplete(repos=complete_repos)
+    async def alerts(
+        interaction: discord.Interaction,
+        state: Literal["on", "off"] | None = None,
+        repos: str | None = None,
+    ) -> None:
+        await run(interaction, "alerts", state, repos if state else None)
+
+    @tree.command(name="watch", description=about["watch"][:100])
+    @app_commands.describe(words='空格分隔的关键词，词组用双引号："MoE" Blackwell')
+    async def watch(interaction: discord.Interaction, words: str) -> None:
+        await run(interaction, "watch", words)
+
+    @tree.command(name="unwatch", description=about["unwatch"][:100])
+    @app_commands.describe(words="要取消关注的关键词，空格分隔")
+    async def unwatch(interaction: discord.Interaction, words: str) -> None:
+        await run(interaction, "unwatch", words)
+
+    @tree.command(name="watches", description=about["watches"][:100])
+    async def watches(interaction: discord.Interaction) -> None:
+        await run(interaction, "watches")
+
+    @tree.command(name="track", description="运维：固定跟踪一个公开仓库 owner/name")
+    @app_commands.describe(repo="owner/name")
+    @app_commands.default_permissions(administrator=True)
+    async def track(interaction: discord.Interaction, repo: str) -> None:
+        await run(interaction, "track", repo)
+
+    @tree.command(name="untrack", description="运维：停止跟踪一个额外添加的仓库")
+    @app_commands.describe(repo="owner/name")
+    @app_commands.default_permissions(administrator=True)
+    async def untrack(interaction: discord.Interaction, repo: str) -> None:
+        await run(interaction, "untrack", repo)
 
     @tree.command(name="repos", description=about["repos"][:100])
     async def repos_(interaction: discord.Interaction) -> None:
