@@ -46,7 +46,8 @@ footer{margin-top:3rem;border-top:1px solid var(--line);padding-top:.5rem}
 .meta{color:var(--muted);font-size:.9rem;margin:0 0 .5rem}
 .scroll{overflow-x:auto}
 table.counts{border-collapse:collapse;width:100%;font-size:.9rem;font-variant-numeric:tabular-nums}
-table.counts th,table.counts td{padding:.2rem .4rem;border-bottom:1px solid var(--line);white-space:nowrap}
+table.counts th,table.counts td{padding:.2rem .35rem;border-bottom:1px solid var(--line);white-space:nowrap}
+table.counts td:first-child{white-space:normal;overflow-wrap:anywhere;padding-left:0}
 table.counts th{text-align:right;font-weight:600;color:var(--muted)}
 table.counts td{text-align:right}table.counts th:first-child,table.counts td:first-child{text-align:left}
 .quiet{color:var(--muted);font-size:.9rem;margin:.25rem 0 0}
@@ -110,7 +111,8 @@ INDEX = """\
 <div class="scroll"><table class="counts">
 <thead><tr><th>仓库</th><th>合并 PR</th><th>新 issue</th><th>commit</th><th>release</th></tr></thead>
 <tbody>
-{% for s in d.active %}<tr><td><a href="days/{{ d.iso }}/{{ s.slug }}.html">{{ s.repo }}</a></td>\
+{% for s in d.active %}<tr><td><a href="days/{{ d.iso }}/{{ s.slug }}.html">\
+{% for part in s.repo.split("/") %}{% if not loop.first %}/<wbr>{% endif %}{{ part }}{% endfor %}</a></td>\
 <td>{{ s.counts.merged }}</td><td>{{ s.counts.issues }}</td><td>{{ s.counts.commits }}</td>\
 <td>{{ s.counts.releases }}</td></tr>
 {% endfor %}</tbody>
