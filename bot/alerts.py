@@ -267,6 +267,8 @@ async def run_release_alerts(
     stop: asyncio.Event,
     *,
     repos: RepoSource | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    worker: str | None = None,
 ) -> None:
     """The poller of `aiinfra-digest run`, on its own GitHub and model clients (closed on exit)."""
     from bot.pipeline import make_github, make_llm
@@ -284,6 +286,8 @@ async def run_release_alerts(
                 repos=repos or (lambda: tracked_set(store, settings.digest_repos)),
                 llm=llm,
                 interval=settings.release_poll_minutes * 60.0,
+                clock=clock,
+                worker=f"alerts:{worker}" if worker else None,
             )
             await poller.run(stop)
     finally:

@@ -183,6 +183,21 @@ async def run(
                     senders[webhook.platform] = webhook
             scheduler = Scheduler(settings, store, pipeline, senders, clock, worker=worker)
             background.append(asyncio.create_task(scheduler.run(stop)))
+            from bot.alerts import run_release_alerts
+
+            background.append(
+                asyncio.create_task(
+                    run_release_alerts(
+                        settings,
+                        store,
+                        senders,
+                        stop,
+                        repos=pipeline.repos,
+                        clock=clock,
+                        worker=worker,
+                    )
+                )
+            )
             log.info("running: %s; scheduler on", ", ".join(sorted(senders)) or "no platform")
             await _until_stopped(stop, background)
     finally:
