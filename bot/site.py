@@ -21,7 +21,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,6 +117,24 @@ class RepoCounts:
         )
 
 
+class _Renderer:
+    """Markdown → HTML for one build, each text once (notes and "no updates" repeat daily).
+
+    Views ask for HTML on first use, so an incremental build never renders the days it keeps.
+    Worker processes were tried and dropped: spawning them (each re-imports the application)
+    cost more than the rendering they took over.
+    """
+
+    def __init__(self) -> None:
+        self._done: dict[str, Markup] = {}
+
+    def html(self, text: str) -> Markup:
+        found = self._done.get(text)
+        if found is None:
+            found = self._done[text] = render_markdown_html(text)
+        return found
+
+
 @dataclass(frozen=True)
 class _SectionView:
     repo: str
@@ -125,11 +143,11 @@ class _SectionView:
     markdown: str
     counts: RepoCounts | None
     activity: RepoActivity | None
+    renderer: _Renderer = field(compare=False, repr=False)
 
-    @functools.cached_property
+    @property
     def html(self) -> Markup:
-        # Rendered on first use: an incremental build never renders the days it keeps.
-        return render_markdown_html(self.markdown)
+        return self.renderer.html(self.markdown)
 
 
 @dataclass(frozen=True)
@@ -139,20 +157,21 @@ class _DayView:
     activity: DayActivity | None
     sections: list[_SectionView]
     updated: datetime
+    renderer: _Renderer = field(compare=False, repr=False)
     older: str | None = None
     newer: str | None = None
 
-    @functools.cached_property
+    @property
     def summary_html(self) -> Markup:
-        return render_markdown_html(self.digest.summary)
+        return self.renderer.html(self.digest.summary)
 
-    @functools.cached_property
+    @property
     def conclusion_html(self) -> Markup:
-        return render_markdown_html(self.digest.conclusion)
+        return self.renderer.html(self.digest.conclusion)
 
-    @functools.cached_property
+    @property
     def notes_html(self) -> list[Markup]:
-        return [render_markdown_html(note) for note in self.digest.notes]
+        return [self.renderer.html(note) for note in self.digest.notes]
 
     @property
     def iso(self) -> str:
@@ -330,7 +349,7 @@ def _updated(day: date, digest: Digest, activity: DayActivity | None) -> datetim
     return day_window(day, digest.timezone).end
 
 
-def _day_view(digest: Digest, activity: DayActivity | None) -> _DayView:
+def _day_view(digest: Digest, activity: DayActivity | None, renderer: _Renderer) -> _DayView:
     sections = []
     for section in digest.sections:
         repo_activity = activity.repo(section.repo) if activity is not None else None
@@ -342,6 +361,7 @@ def _day_view(digest: Digest, activity: DayActivity | None) -> _DayView:
                 markdown=section.markdown.strip() or NO_UPDATES,
                 counts=RepoCounts.of(repo_activity) if repo_activity is not None else None,
                 activity=repo_activity,
+                renderer=renderer,
             )
         )
     return _DayView(
@@ -350,6 +370,7 @@ def _day_view(digest: Digest, activity: DayActivity | None) -> _DayView:
         activity=activity,
         sections=sections,
         updated=_updated(digest.day, digest, activity),
+        renderer=renderer,
     )
 
 
@@ -435,13 +456,13 @@ class _Writer:
         temporary.replace(path)
 
 
-async def _load_days(store: Store) -> list[_DayView]:
+async def _load_days(store: Store, renderer: _Renderer) -> list[_DayView]:
     views: list[_DayView] = []
     for day in await store.archived_days(limit=MAX_DAYS):
         digest = await store.load_digest(day)
         if digest is None:  # deleted between listing and loading
             continue
-        views.append(_day_view(digest, await store.load_activity(day)))
+        views.append(_day_view(digest, await store.load_activity(day), renderer))
     return views
 
 
@@ -496,16 +517,42 @@ async def build_site(
     `base_url` (where the site will be served) makes feed links and ids absolute and adds
     canonical links; without it every link is relative and the feed ids are tag URIs.
     Pages of days whose content, neighbours and settings are unchanged since the last build
-    into `out_dir` are kept as they are (`full=True` rewrites everything).
+    into `out_dir` are kept as they are (`full=True` rewrites everything). Rendering runs in a
+    worker thread, so an event loop calling this (the bot) keeps answering meanwhile.
     """
     started = time.perf_counter()
-    out_dir = Path(out_dir)
-    views = await _load_days(store)
+    renderer = _Renderer()
+    views = await _load_days(store, renderer)
+    options = _BuildOptions(Path(out_dir), title, base_url, feed_days, full)
+    stats = await asyncio.to_thread(_write_site, views, renderer, options)
+    return replace(stats, seconds=time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class _BuildOptions:
+    out_dir: Path
+    title: str
+    base_url: str | None
+    feed_days: int
+    full: bool
+
+
+def _write_site(views: list[_DayView], renderer: _Renderer, options: _BuildOptions) -> SiteStats:
+    """The CPU-bound part of a build: render and write the pages, the feed and the manifest."""
+    out_dir, title, base_url = options.out_dir, options.title, options.base_url
     for index, view in enumerate(views):  # newest first
         newer = views[index - 1].iso if index > 0 else None
         older = views[index + 1].iso if index + 1 < len(views) else None
         views[index] = replace(view, older=older, newer=newer)
-    previous = {} if full else _read_manifest(out_dir)
+    previous = {} if options.full else _read_manifest(out_dir)
+    keys = {view.iso: _day_key(view, title, base_url) for view in views}
+    in_feed = views[: max(0, options.feed_days)]
+    stale = [
+        view
+        for view in views
+        if previous.get(view.iso) != keys[view.iso]
+        or not (out_dir / "days" / f"{view.iso}.html").is_file()
+    ]
     env = _environment()
     common = {"site_title": title}
     writer = _Writer(out_dir)
@@ -518,14 +565,8 @@ async def build_site(
     )
     day_template = env.get_template("day.html")
     repo_template = env.get_template("repo_day.html")
-    manifest: dict[str, str] = {}
-    reused = 0
-    for view in views:
-        key = manifest[view.iso] = _day_key(view, title, base_url)
+    for view in stale:
         page = f"days/{view.iso}.html"
-        if previous.get(view.iso) == key and (out_dir / page).is_file():
-            reused += 1
-            continue
         canonical = _absolute(base_url, page) if base_url else None
         writer.write(page, day_template.render(**common, root="../", day=view, canonical=canonical))
         for section in view.sections:
@@ -541,22 +582,20 @@ async def build_site(
                     canonical=_absolute(base_url, repo_page) if base_url else None,
                 ),
             )
-    for gone in set(previous) - set(manifest):
+    for gone in set(previous) - set(keys):
         _remove_day(out_dir, gone)
     fragment = env.get_template("fragment.html").module.day_fragment  # type: ignore[attr-defined]
-    in_feed = views[: max(0, feed_days)]
     fragments = [str(fragment(view, False)) for view in in_feed]
     writer.write("atom.xml", atom_feed(in_feed, fragments, title=title, base_url=base_url))
-    state = json.dumps({"format": _TEMPLATES_HASH, "days": manifest}, indent=0)
-    writer.write_quietly(MANIFEST, state)
+    writer.write_quietly(MANIFEST, json.dumps({"format": _TEMPLATES_HASH, "days": keys}, indent=0))
     return SiteStats(
         days=len(views),
         files=writer.files,
         bytes=writer.bytes,
-        seconds=time.perf_counter() - started,
+        seconds=0.0,
         feed_entries=len(in_feed),
         newest=views[0].day if views else None,
-        reused_days=reused,
+        reused_days=len(views) - len(stale),
     )
 
 
