@@ -136,6 +136,12 @@ class ChatStore(Protocol):
     async def followed_repos(self) -> set[str]: ...
     async def track_repo(self, repo: str, *, by: str | None, pinned: bool) -> TrackedRepo: ...
     async def untrack_repo(self, repo: str) -> bool: ...
+    async def follow_repos(
+        self, platform: str, chat_id: str, repos: Sequence[str], *, kind: str
+    ) -> None: ...
+    async def unfollow_repos(
+        self, platform: str, chat_id: str, repos: Sequence[str] | None, *, kind: str
+    ) -> None: ...
     async def add_watches(
         self, platform: str, chat_id: str, words: Sequence[str], *, limit: int
     ) -> WatchChange: ...
@@ -371,6 +377,7 @@ class CommandService:
             post_time=existing.post_time if existing else self._settings.digest_post_time,
             timezone=existing.timezone if existing else self._settings.digest_timezone,
         )
+        await self._follow(ctx, repos, kind="daily")
         return Reply(f"已订阅：{self._describe(chat)}{_added_note(added)}")
 
     async def _unsubscribe(self, ctx: ChatContext, args: str, _p: Progress | None) -> Reply:
@@ -383,6 +390,7 @@ class CommandService:
         chat = await self._store.get_chat(ctx.platform, ctx.chat_id)
         if chat is None or not chat.active:
             return Reply("本聊天没有订阅。", ephemeral=True)
+        await self._store.unfollow_repos(ctx.platform, ctx.chat_id, repos or None, kind="daily")
         if not repos:
             await self._store.unsubscribe(ctx.platform, ctx.chat_id, None)
             return Reply("已取消本聊天的全部订阅。")
@@ -476,6 +484,16 @@ class CommandService:
             chosen.add(admission.repo)
         return tuple(r for r in self._tracked if r in chosen), tuple(added)
 
+    async def _follow(self, ctx: ChatContext, repos: Sequence[str], *, kind: str) -> None:
+        """Record the repositories beyond DIGEST_REPOS the chat asked for.
+
+        A chat on "all" names none, yet keeps these tracked until it drops them or stops.
+        """
+        defaults = {r.lower() for r in self._settings.digest_repos}
+        extras = [r for r in repos if r.lower() not in defaults]
+        if extras:
+            await self._store.follow_repos(ctx.platform, ctx.chat_id, extras, kind=kind)
+
     def _is_operator(self, ctx: ChatContext) -> bool:
         return ctx.user_id is not None and _who(ctx) in self._settings.admin_user_ids
 
@@ -540,6 +558,7 @@ class CommandService:
         current = await self._store.enable_alerts(
             ctx.platform, ctx.chat_id, repos or None, by=ctx.user_id
         )
+        await self._follow(ctx, repos, kind="alerts")
         minutes = f"{self._settings.release_poll_minutes:g}"
         return Reply(
             f"已开启版本发布提醒：{self._alert_scope(current)}；"
@@ -549,6 +568,7 @@ class CommandService:
     async def _alerts_off(self, ctx: ChatContext, repos: tuple[str, ...]) -> Reply:
         if await self._store.alert_chat(ctx.platform, ctx.chat_id) is None:
             return Reply("本聊天没有开启版本发布提醒。", ephemeral=True)
+        await self._store.unfollow_repos(ctx.platform, ctx.chat_id, repos or None, kind="alerts")
         left = await self._store.disable_alerts(
             ctx.platform, ctx.chat_id, repos or None, tracked=self._tracked
         )

@@ -208,3 +208,19 @@ async def test_failed_alerts_retry_later_and_expired_claims_are_taken_over(
     )
     assert sorted(c.chat_id for c in later) == ["1", "2"]  # a retry, and a dead worker's claim
     assert not await store.mark_alert_sent(two, ["x"])  # the old claim cannot mark it any more
+
+
+async def test_a_follow_counts_while_its_chat_is_on_all_of_that_kind(db: TestDatabase) -> None:
+    store = await db.open()
+    await store.track_repo("InternLM/lmdeploy", by=None, pinned=False)
+    await subscribe(store, "1", None)
+    await store.follow_repos("telegram", "1", ["InternLM/lmdeploy"], kind="daily")
+    await store.follow_repos("telegram", "1", ["InternLM/lmdeploy"], kind="daily")  # idempotent
+    assert await store.followed_repos() == {"internlm/lmdeploy"}
+    await store.follow_repos("telegram", "1", ["InternLM/lmdeploy"], kind="alerts")
+    await store.unfollow_repos("telegram", "1", None, kind="daily")
+    assert await store.followed_repos() == set()  # no alert opt-in: the alerts follow is idle
+    await store.enable_alerts("telegram", "1", None, by=None)
+    assert await store.followed_repos() == {"internlm/lmdeploy"}
+    assert await store.untrack_repo("InternLM/lmdeploy")
+    assert await store.followed_repos() == set()

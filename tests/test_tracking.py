@@ -110,6 +110,33 @@ async def test_the_pipeline_collects_a_followed_repository_until_nobody_follows_
         assert await pipeline.repos() == list(DEFAULT_REPOS)
 
 
+async def test_a_chat_on_all_that_adds_a_repository_keeps_it_until_it_drops_it(
+    service: CommandService, store: Store
+) -> None:
+    await ask(service, "/subscribe")
+    reply = await ask(service, "/subscribe InternLM/lmdeploy")
+    assert reply.text.startswith("已订阅：全部 9 个跟踪的仓库")
+    chat = await store.get_chat("telegram", "42")
+    assert chat is not None and chat.repos is None  # still "all", naming nothing
+    assert "InternLM/lmdeploy" in await tracked_set(store, DEFAULT_REPOS)
+    dropped = await ask(service, "/unsubscribe lmdeploy")
+    assert "InternLM/lmdeploy" not in dropped.text
+    assert await tracked_set(store, DEFAULT_REPOS) == list(DEFAULT_REPOS)
+    await ask(service, "/unsubscribe")
+    await ask(service, "/subscribe")  # back on "all": what it dropped stays dropped
+    assert await tracked_set(store, DEFAULT_REPOS) == list(DEFAULT_REPOS)
+
+
+async def test_alerts_on_all_keep_an_added_repository_polled_until_turned_off(
+    service: CommandService, store: Store
+) -> None:
+    await ask(service, "/alerts on")
+    await ask(service, "/alerts on NVIDIA/TensorRT-LLM")
+    assert "NVIDIA/TensorRT-LLM" in await tracked_set(store, DEFAULT_REPOS)
+    await ask(service, "/alerts off")
+    assert await tracked_set(store, DEFAULT_REPOS) == list(DEFAULT_REPOS)
+
+
 async def test_subscribing_to_a_missing_repository_gets_a_clear_answer(
     service: CommandService, store: Store
 ) -> None:

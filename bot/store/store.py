@@ -30,6 +30,7 @@ from bot.store.tables import (
     digests,
     locks,
     release_cursors,
+    repo_follows,
     runs,
     tracked_repos,
     watches,
@@ -742,18 +743,83 @@ class Store:
             .returning(tracked_repos.c.repo_key)
         )
         async with self._write() as conn:
-            return (await conn.execute(stmt)).first() is not None
+            removed = (await conn.execute(stmt)).first() is not None
+            await conn.execute(
+                sa.delete(repo_follows).where(repo_follows.c.repo_key == repo.lower())
+            )
+            return removed
 
     async def followed_repos(self) -> set[str]:
-        """Lower-case names of the repositories active chats name (daily posts or alerts)."""
-        daily = sa.select(chats.c.repos).where(chats.c.active.is_(True), chats.c.repos.is_not(None))
-        alerting = sa.select(alert_chats.c.repos).where(alert_chats.c.repos.is_not(None))
+        """Lower-case names of the repositories active chats follow (daily posts or alerts).
+
+        A chat follows what it names; a chat on "all" also follows what it asked for (follows).
+        """
         names: set[str] = set()
+        on_all: set[tuple[str, str, str]] = set()
+        daily = sa.select(chats.c.platform, chats.c.chat_id, chats.c.repos).where(
+            chats.c.active.is_(True)
+        )
+        alerting = sa.select(alert_chats.c.platform, alert_chats.c.chat_id, alert_chats.c.repos)
         async with self._read() as conn:
-            for query in (daily, alerting):
-                for text in (await conn.execute(query)).scalars():
-                    names.update(str(repo).lower() for repo in json.loads(text))
+            for kind, query in (("daily", daily), ("alerts", alerting)):
+                for platform, chat_id, text in (await conn.execute(query)).all():
+                    if text is None:
+                        on_all.add((str(platform), str(chat_id), kind))
+                    else:
+                        names.update(str(repo).lower() for repo in json.loads(text))
+            f = repo_follows.c
+            rows = await conn.execute(sa.select(f.platform, f.chat_id, f.kind, f.repo_key))
+            for platform, chat_id, kind, key in rows.all():
+                if (str(platform), str(chat_id), str(kind)) in on_all:
+                    names.add(str(key))
         return names
+
+    async def follow_repos(
+        self,
+        platform: str,
+        chat_id: str,
+        repos: Sequence[str],
+        *,
+        kind: str,
+        now: datetime | None = None,
+    ) -> None:
+        """Record that a chat asked for these repositories (`kind`: daily | alerts)."""
+        keys = {repo.lower() for repo in repos}
+        if not keys:
+            return
+        now = now or utcnow()
+        f = repo_follows.c
+        stmt = (
+            self._insert(repo_follows)
+            .values(
+                [
+                    {
+                        "platform": platform,
+                        "chat_id": chat_id,
+                        "repo_key": key,
+                        "kind": kind,
+                        "created_at": now,
+                    }
+                    for key in sorted(keys)
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=[f.platform, f.chat_id, f.repo_key, f.kind])
+        )
+        async with self._write() as conn:
+            await conn.execute(stmt)
+
+    async def unfollow_repos(
+        self, platform: str, chat_id: str, repos: Sequence[str] | None, *, kind: str
+    ) -> None:
+        """Forget what a chat asked for: these repositories, or all of `kind` (None)."""
+        f = repo_follows.c
+        stmt = sa.delete(repo_follows).where(
+            f.platform == platform, f.chat_id == chat_id, f.kind == kind
+        )
+        if repos is not None:
+            stmt = stmt.where(f.repo_key.in_({repo.lower() for repo in repos}))
+        async with self._write() as conn:
+            await conn.execute(stmt)
 
     # -- keyword watches ---------------------------------------------------------------------
 

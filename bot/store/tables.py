@@ -134,6 +134,18 @@ tracked_repos = sa.Table(
     sa.Column("added_at", UtcDateTime, nullable=False),
 )
 
+repo_follows = sa.Table(
+    "repo_follows",
+    metadata,
+    # A chat that asked for a repository beyond DIGEST_REPOS while following "all": it keeps
+    # the repository tracked as long as it follows "all" of that kind (daily | alerts).
+    sa.Column("platform", sa.String(32), primary_key=True),
+    sa.Column("chat_id", sa.String(128), primary_key=True),
+    sa.Column("repo_key", sa.String(160), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
 watches = sa.Table(
     "watches",
     metadata,

@@ -20,7 +20,7 @@ _ts = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
-    """Create tracked_repos, watches, alert_chats, release_cursors and alerts."""
+    """Create tracked_repos, repo_follows, watches, alert_chats, release_cursors and alerts."""
     op.create_table(
         "tracked_repos",
         sa.Column("repo_key", sa.String(160), primary_key=True),
@@ -28,6 +28,14 @@ def upgrade() -> None:
         sa.Column("pinned", sa.Boolean, nullable=False),
         sa.Column("added_by", sa.String(160), nullable=True),
         sa.Column("added_at", _ts, nullable=False),
+    )
+    op.create_table(
+        "repo_follows",
+        sa.Column("platform", sa.String(32), primary_key=True),
+        sa.Column("chat_id", sa.String(128), primary_key=True),
+        sa.Column("repo_key", sa.String(160), primary_key=True),
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("created_at", _ts, nullable=False),
     )
     op.create_table(
         "watches",
@@ -80,5 +88,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop the tables of this revision (their data is lost)."""
     op.drop_index("ix_alerts_status", table_name="alerts")
-    for table in ("alerts", "release_cursors", "alert_chats", "watches", "tracked_repos"):
+    for table in (
+        "alerts",
+        "release_cursors",
+        "alert_chats",
+        "watches",
+        "repo_follows",
+        "tracked_repos",
+    ):
         op.drop_table(table)
