@@ -110,6 +110,8 @@ class ReleasePoller:
         }
         # Releases whose alert rows exist (repo key, tag) → published_at; pruned after MAX_AGE.
         self._settled: dict[tuple[str, str], datetime] = {}
+        # First sightings never change once recorded: read each from the database once.
+        self._first_seen: dict[str, datetime] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll every `interval` seconds until `stop`; a failed poll is logged and retried."""
@@ -156,7 +158,10 @@ class ReleasePoller:
         return result
 
     async def _new_releases(self, repo: str, now: datetime) -> list[Release]:
-        first_seen = await self._store.release_first_seen(repo, now=now)
+        first_seen = self._first_seen.get(repo.lower())
+        if first_seen is None:
+            first_seen = await self._store.release_first_seen(repo, now=now)
+            self._first_seen[repo.lower()] = first_seen
         data = await self._github.get(f"repos/{repo}/releases", {"per_page": PER_PAGE})
         if not isinstance(data, list):
             raise GitHubError(f"GitHub sent a {type(data).__name__}, not a list, for {repo}")
