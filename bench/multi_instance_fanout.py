@@ -78,8 +78,9 @@ async def instance(args: argparse.Namespace) -> None:
     gate = RateGate(args.limit)
     fleet = Fleet(store, args.worker, ttl=FLEET_TTL, on_size=gate.share)
     deadline = time.monotonic() + 60
-    while await fleet.beat() < args.expect and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)  # noqa: ASYNC110 - polling the database: start together
+    # Start together, each already pacing at its share.
+    while await fleet.beat() < args.expect and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
     stop = asyncio.Event()
     heartbeat = asyncio.create_task(fleet.run(stop))
     request = HTTPXRequest(connection_pool_size=32)
@@ -181,8 +182,8 @@ async def kill_at(url: str, schema: str, sent: int, pid: int) -> None:
     """SIGKILL `pid` once `sent` deliveries are recorded as sent."""
     store = await Store.open(url, schema=schema)
     try:
-        while (await store.delivery_counts(DAY)).get("sent", 0) < sent:
-            await asyncio.sleep(0.05)  # noqa: ASYNC110 - polling the database
+        while (await store.delivery_counts(DAY)).get("sent", 0) < sent:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
         os.kill(pid, signal.SIGKILL)
     finally:
         await store.close()
