@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from headless_chromium import HeadlessChromium, find_chromium
+from markdown_it import MarkdownIt
 from synthetic_days import REPOS, compose, day_activity, days_ending, pull, repo_day
 
 from bot.site import (
@@ -23,6 +24,7 @@ from bot.site import (
     SiteStats,
     build_site,
     make_server,
+    markdown_renderer,
     repo_slug,
     serve_site,
 )
@@ -267,6 +269,42 @@ async def test_days_that_left_the_archive_lose_their_pages(store: Store, tmp_pat
     assert not (out / "days" / f"{DAYS[0]}.html").exists()
     assert not (out / "days" / str(DAYS[0])).exists()
     assert (out / "days" / f"{DAYS[1]}.html").is_file()
+
+
+# ---------------------------------------------------------------- Markdown
+
+TRICKY_MARKDOWN = [
+    "- [#1](https://github.com/a/b/pull/1) 修复（+1/-2）",
+    "**[#1](https://github.com/a/b/pull/1)** 和 *[v1.0](https://github.com/a/b/releases/tag/v1.0)*",
+    "[a](https://x.example/(z)) [b](https://x.example/a%20b) [c](https://x.example/路径)",
+    '[a](https://x.example "title") [b](<https://x.example/b>) [c]( https://x.example/c )',
+    "`[a](https://x.example)` \\[b](https://x.example) \\[c\\](https://x.example)",
+    "[[a]](https://x.example) [a [b]](https://x.example) ![i](https://x.example/i.png)",
+    "[a](javascript:alert(1)) [b](HTTPS://X.EXAMPLE/B) [c](data:text/html,x) [d](ftp://x.example)",
+    "[a &amp; b](https://x.example) [a_b](https://x.example) [a*b*](https://x.example/c_d*e)",
+    '[ spaced ](https://x.example)) [q"uote](https://x.example/?a=1&b=2#f~)',
+    "[a](https://x.example)[b](https://x.example)[c]",
+    "[line\nbreak](https://x.example) [](https://x.example) [x](https://)",
+    "| 仓库 | [链接](https://x.example/t) |\n| --- | --- |\n| a | [b](https://x.example/b) |",
+]
+
+
+async def test_the_fast_link_path_renders_exactly_what_markdown_it_renders() -> None:
+    plain = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    plain.enable(["table", "strikethrough"])
+    plain.disable("image")
+    fast = markdown_renderer()
+    plain.validateLink = fast.validateLink  # type: ignore[method-assign]
+    plain.add_render_rule("link_open", fast.renderer.rules["link_open"])
+    corpus = list(TRICKY_MARKDOWN)
+    for day in days_ending(LAST, 3):
+        digest = await compose(day_activity(day, busy=5))
+        corpus += [digest.summary, digest.conclusion, *(s.markdown for s in digest.sections)]
+    corpus.append(hostile_day(LAST)[0].sections[-2].markdown)
+
+    for text in corpus:
+        assert fast.render(text) == plain.render(text), text
+    assert 'href="https://github.com/a/b/pull/1"' in fast.render(TRICKY_MARKDOWN[0])
 
 
 # ---------------------------------------------------------------- escaping
