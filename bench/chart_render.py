@@ -7,6 +7,7 @@ per image. Run: python bench/chart_render.py [--renders N]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -43,6 +44,7 @@ def main(renders: int) -> None:
     print(f"PNG {chart.width}×{chart.height} px, {len(chart.png) / 1e3:.0f} kB, {chart.language}")
     english = render_chart(activity, history, fonts=())
     print(f"English fallback PNG {len(english.png) / 1e3:.0f} kB")
+    print(f"load average while measuring: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     verdict = "OK" if p95 < 1.0 else "SLOW"
     print(f"render time p95 {p95:.3f} s (expect < 1 s): {verdict}")
 
