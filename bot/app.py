@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
@@ -279,4 +281,37 @@ async def upgrade(settings: Settings) -> int:
 
     await upgrade_store(settings.database_url)
     print("database is up to date")
+    return 0
+
+
+async def site(
+    settings: Settings, out_dir: Path, *, base_url: str | None, title: str | None, full: bool
+) -> int:
+    """Write the static web archive and its Atom feed from the archived days."""
+    from bot.site import SITE_TITLE, build_site
+
+    store = await open_store(settings, give_up_after=30.0)
+    try:
+        stats = await build_site(
+            store, out_dir, title=title or SITE_TITLE, base_url=base_url, full=full
+        )
+    finally:
+        await store.close()
+    print(
+        f"{out_dir}: {stats.days} days ({stats.reused_days} unchanged), {stats.files} files "
+        f"written ({stats.bytes / 1e6:.1f} MB), {stats.feed_entries} feed entries, "
+        f"{stats.seconds:.1f} s"
+    )
+    return 0
+
+
+async def serve(out_dir: Path, host: str, port: int) -> int:
+    """Serve a built archive until interrupted."""
+    from bot.site import serve_site
+
+    if not (out_dir / "index.html").is_file():
+        raise StartupError(
+            f"{out_dir} holds no built site: run 'aiinfra-digest site -o {out_dir}'", 2
+        )
+    await serve_site(out_dir, host, port, on_ready=lambda url: print(url, file=sys.stderr))
     return 0

@@ -62,6 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("status", help="what happened today: digest, deliveries, failures")
     sub.add_parser("health", help="exit 0 when the database answers (for health checks)")
+
+    site = sub.add_parser("site", help="write the static web archive and its Atom feed")
+    site.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    site.add_argument("--base-url", help="where the site will be served (absolute feed links)")
+    site.add_argument("--title", help="site title")
+    site.add_argument("--full", action="store_true", help="rewrite every page")
+
+    serve = sub.add_parser("serve", help="serve the built archive locally")
+    serve.add_argument("-d", "--dir", default="site", help="the built site (default: site)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
     return parser
 
 
@@ -214,6 +225,24 @@ async def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return _not_yet("status")
 
 
+async def _cmd_site(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import app
+
+    if args.base_url and not args.base_url.startswith(("http://", "https://")):
+        raise UsageError(f"--base-url: {args.base_url!r} is not an http(s) URL")
+    return await app.site(
+        settings, Path(args.output), base_url=args.base_url, title=args.title, full=args.full
+    )
+
+
+async def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import app
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port: {args.port} is not a port number")
+    return await app.serve(Path(args.dir), args.host, args.port)
+
+
 async def _cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     from bot.health import health
 
@@ -228,6 +257,8 @@ COMMANDS = {
     "db": _cmd_db,
     "status": _cmd_status,
     "health": _cmd_health,
+    "site": _cmd_site,
+    "serve": _cmd_serve,
 }
 
 
