@@ -60,3 +60,41 @@ def test_activity_file_that_is_not_activity_json_is_refused(
     assert out == ""
     assert "is not activity JSON" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", [["run"], ["post", "--date", "2026-01-15"]])
+def test_run_and_post_without_any_chat_platform_exit_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    code, out, err = run(capsys, *command)
+    assert code == 2
+    assert out == ""
+    assert "TELEGRAM_BOT_TOKEN" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_db_upgrade_creates_the_sqlite_database(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = run(capsys, "db", "upgrade")
+    assert code == 0
+    assert "up to date" in out
+    assert (tmp_path / "data" / "aiinfra-digest.db").is_file()
+
+
+def test_site_writes_an_index_and_a_feed_even_from_an_empty_archive(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = run(capsys, "site", "-o", str(tmp_path / "site"))
+    assert code == 0
+    assert "0 days" in out
+    assert (tmp_path / "site" / "index.html").is_file()
+    assert (tmp_path / "site" / "atom.xml").is_file()
+
+
+def test_serve_refuses_a_folder_without_a_built_site(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(capsys, "serve", "-d", str(tmp_path / "nothing"))
+    assert code == 2
+    assert "no built site" in err
