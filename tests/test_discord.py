@@ -442,6 +442,12 @@ async def test_bot_registers_every_slash_command_with_repository_autocomplete(
         "unsubscribe",
         "subscriptions",
         "settime",
+        "alerts",
+        "watch",
+        "unwatch",
+        "watches",
+        "track",
+        "untrack",
         "repos",
         "help",
     }

@@ -376,6 +376,10 @@ async def test_the_command_menu_lists_the_public_commands(service: CommandServic
         "unsubscribe",
         "subscriptions",
         "settime",
+        "alerts",
+        "watch",
+        "unwatch",
+        "watches",
         "repos",
         "help",
     ]

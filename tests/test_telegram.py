@@ -82,6 +82,10 @@ async def test_the_command_menu_is_registered(
         "unsubscribe",
         "subscriptions",
         "settime",
+        "alerts",
+        "watch",
+        "unwatch",
+        "watches",
         "repos",
         "help",
     ]
