@@ -119,11 +119,6 @@ def write_output(text: str, output: str | None) -> None:
         sys.stdout.flush()
 
 
-def _not_yet(name: str) -> int:
-    print(f"aiinfra-digest: '{name}' is not available yet", file=sys.stderr)
-    return 2
-
-
 async def _cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
     from collectors.sample import load_sample
 
@@ -222,7 +217,9 @@ async def _cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    return _not_yet("status")
+    from bot import app
+
+    return await app.status(settings)
 
 
 async def _cmd_site(args: argparse.Namespace, settings: Settings) -> int:

@@ -156,6 +156,7 @@ def secrets_from_settings(settings: Settings) -> list[str]:
         "telegram_bot_token",
         "discord_bot_token",
         "discord_webhook_url",
+        "telegram_webhook_secret",
     )
     found: list[str] = []
     for name in names:

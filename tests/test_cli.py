@@ -98,3 +98,12 @@ def test_serve_refuses_a_folder_without_a_built_site(
     code, _, err = run(capsys, "serve", "-d", str(tmp_path / "nothing"))
     assert code == 2
     assert "no built site" in err
+
+
+def test_status_on_a_fresh_database_says_nothing_was_generated_yet(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "status")
+    assert code == 0
+    assert "No digest has been generated yet" in out
+    assert "Active chats: none" in out
