@@ -28,6 +28,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH
 
+# A CJK font, so the chart of the day draws its Chinese labels (without one it falls back to
+# English labels rather than boxes).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-noto-cjk \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN useradd --create-home --uid 10001 digest \
     && mkdir -p /data \
     && chown digest:digest /data
