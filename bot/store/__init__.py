@@ -1,7 +1,17 @@
 """Persistence: SQLAlchemy tables, queries and Alembic migrations."""
 
 from bot.store.engine import make_engine, migrate, upgrade
-from bot.store.store import FAILED, PENDING, SENDING, SENT, Store, utcnow, watch_key
+from bot.store.store import (
+    DAILY,
+    FAILED,
+    PENDING,
+    SENDING,
+    SENT,
+    WEEKLY,
+    Store,
+    utcnow,
+    watch_key,
+)
 from bot.store.types import (
     AlertChat,
     AlertClaim,
@@ -14,10 +24,12 @@ from bot.store.types import (
 )
 
 __all__ = [
+    "DAILY",
     "FAILED",
     "PENDING",
     "SENDING",
     "SENT",
+    "WEEKLY",
     "AlertChat",
     "AlertClaim",
     "Chat",

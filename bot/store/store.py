@@ -49,8 +49,15 @@ from collectors.activity import DayActivity
 from summarizer.digest import Digest, Usage
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+# Kinds of delivery: the daily post of a day, the weekly roll-up of the week ending with it.
+DAILY, WEEKLY = "daily", "weekly"
 _ERROR_LIMIT = 1000
-_DELIVERY_KEY = [deliveries.c.platform, deliveries.c.chat_id, deliveries.c.day]
+_DELIVERY_KEY = [
+    deliveries.c.platform,
+    deliveries.c.chat_id,
+    deliveries.c.day,
+    deliveries.c.kind,
+]
 
 
 def utcnow() -> datetime:
@@ -97,6 +104,8 @@ def _chat(row: RowMapping) -> Chat:
         subscribed_at=row["subscribed_at"],
         deactivated_at=row["deactivated_at"],
         deactivation_reason=row["deactivation_reason"],
+        chart=bool(row["chart"]),
+        weekly=bool(row["weekly"]),
     )
 
 
@@ -109,6 +118,7 @@ def _claim(row: RowMapping) -> DeliveryClaim:
         worker=row["claimed_by"],
         attempts=row["attempts"],
         lease_until=row["lease_until"],
+        kind=row["kind"],
     )
 
 
@@ -432,6 +442,14 @@ class Store:
         """Set the chat's time zone (IANA name); None when the chat is unknown."""
         return await self._set(platform, chat_id, {"timezone": _check_timezone(timezone)})
 
+    async def set_chart(self, platform: str, chat_id: str, on: bool) -> Chat | None:
+        """Turn the picture of the day after the daily post on or off; None for an unknown chat."""
+        return await self._set(platform, chat_id, {"chart": bool(on)})
+
+    async def set_weekly(self, platform: str, chat_id: str, on: bool) -> Chat | None:
+        """Turn the Monday roll-up of the week on or off; None for an unknown chat."""
+        return await self._set(platform, chat_id, {"weekly": bool(on)})
+
     async def _set(self, platform: str, chat_id: str, values: Mapping[str, Any]) -> Chat | None:
         stmt = (
             sa.update(chats)
@@ -488,11 +506,13 @@ class Store:
         *,
         due_at: Callable[[Chat], datetime | None] | None = None,
         now: datetime | None = None,
+        kind: str = DAILY,
     ) -> int:
         """Create the missing pending deliveries of `day` for `chats`; returns how many were new.
 
         `due_at` gives each new row its posting instant (None: due at once), which
-        `claim_deliveries(due_before=…)` honours.
+        `claim_deliveries(due_before=…)` honours. `kind` WEEKLY: the roll-up of the week ending
+        with `day`, once per chat beside that day's daily post.
         """
         if not chats:
             return 0
@@ -502,6 +522,7 @@ class Store:
                 "platform": chat.platform,
                 "chat_id": chat.chat_id,
                 "day": day,
+                "kind": kind,
                 "status": PENDING,
                 "attempts": 0,
                 "due_at": due_at(chat) if due_at else None,
@@ -533,8 +554,9 @@ class Store:
         lease_seconds: float,
         due_before: datetime | None,
         now: datetime | None = None,
+        kind: str = DAILY,
     ) -> list[DeliveryClaim]:
-        """Claim up to `limit` deliveries of `day` for `worker` until now + `lease_seconds`.
+        """Claim up to `limit` deliveries of `day` (of `kind`) for `worker` for `lease_seconds`.
 
         Claimable: pending ones (whose retry time has come, and due by `due_before` if given)
         and ones whose claim expired (a crashed worker's). Each claim counts as an attempt.
@@ -545,7 +567,12 @@ class Store:
             sa.and_(c.status == PENDING, sa.or_(c.retry_at.is_(None), c.retry_at <= now)),
             sa.and_(c.status == SENDING, c.lease_until <= now),
         )
-        query = sa.select(c.id).where(c.day == day, claimable).order_by(c.id).limit(limit)
+        query = (
+            sa.select(c.id)
+            .where(c.day == day, c.kind == kind, claimable)
+            .order_by(c.id)
+            .limit(limit)
+        )
         if platform is not None:
             query = query.where(c.platform == platform)
         if due_before is not None:
@@ -655,30 +682,44 @@ class Store:
             row = (await conn.execute(stmt)).mappings().first()
         return None if row is None else _claim(row)
 
-    async def delivery_counts(self, day: date) -> dict[str, int]:
-        """How many deliveries of `day` are in each status."""
+    async def delivery_counts(self, day: date, *, kind: str = DAILY) -> dict[str, int]:
+        """How many deliveries (of `kind`) of `day` are in each status."""
         query = (
             sa.select(deliveries.c.status, sa.func.count())
-            .where(deliveries.c.day == day)
+            .where(deliveries.c.day == day, deliveries.c.kind == kind)
             .group_by(deliveries.c.status)
         )
         async with self._read() as conn:
             return {str(s): int(n) for s, n in (await conn.execute(query)).all()}
 
-    async def delivery_status(self, platform: str, chat_id: str, day: date) -> str | None:
+    async def delivery_status(
+        self, platform: str, chat_id: str, day: date, *, kind: str = DAILY
+    ) -> str | None:
         """The status of one delivery, or None when there is none."""
         c = deliveries.c
         query = sa.select(c.status).where(
-            c.platform == platform, c.chat_id == chat_id, c.day == day
+            c.platform == platform, c.chat_id == chat_id, c.day == day, c.kind == kind
         )
         async with self._read() as conn:
             value = (await conn.execute(query)).scalar_one_or_none()
         return None if value is None else str(value)
 
-    async def next_retry_at(self, day: date) -> datetime | None:
+    async def delivery_statuses(
+        self, day: date, *, kind: str = DAILY
+    ) -> dict[tuple[str, str], str]:
+        """The status of every delivery (of `kind`) of `day`: {(platform, chat_id): status}."""
+        c = deliveries.c
+        query = sa.select(c.platform, c.chat_id, c.status).where(c.day == day, c.kind == kind)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return {(str(platform), str(chat)): str(status) for platform, chat, status in rows}
+
+    async def next_retry_at(self, day: date, *, kind: str = DAILY) -> datetime | None:
         """The earliest retry time among the pending deliveries of `day` (None: none waiting)."""
         c = deliveries.c
-        query = sa.select(sa.func.min(c.retry_at)).where(c.day == day, c.status == PENDING)
+        query = sa.select(sa.func.min(c.retry_at)).where(
+            c.day == day, c.kind == kind, c.status == PENDING
+        )
         async with self._read() as conn:
             value = (await conn.execute(query)).scalar()
         if isinstance(value, str):  # in case a backend hands back the stored text

@@ -54,6 +54,9 @@ chats = sa.Table(
     sa.Column("deactivated_at", UtcDateTime, nullable=True),
     sa.Column("deactivation_reason", sa.Text, nullable=True),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # Opt-ins (migration 0003): the picture of the day with the daily post, the Monday roll-up.
+    sa.Column("chart", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("weekly", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("platform", "chat_id", name="uq_chats_platform_chat"),
 )
 
@@ -101,7 +104,11 @@ deliveries = sa.Table(
     sa.Column("sent_at", UtcDateTime, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
-    sa.UniqueConstraint("platform", "chat_id", "day", name="uq_deliveries_platform_chat_day"),
+    # daily | weekly (migration 0003): the weekly roll-up of the week ending with `day`.
+    sa.Column("kind", sa.String(16), nullable=False, server_default="daily"),
+    sa.UniqueConstraint(
+        "platform", "chat_id", "day", "kind", name="uq_deliveries_platform_chat_day_kind"
+    ),
     sa.Index("ix_deliveries_day_status", "day", "status"),
 )
 

@@ -23,6 +23,8 @@ class Chat:
     subscribed_at: datetime | None
     deactivated_at: datetime | None = None
     deactivation_reason: str | None = None
+    chart: bool = False  # the picture of the day follows the daily post
+    weekly: bool = False  # the week's roll-up follows the Monday post
 
     @property
     def key(self) -> tuple[str, str]:
@@ -45,6 +47,7 @@ class DeliveryClaim:
     worker: str
     attempts: int
     lease_until: datetime
+    kind: str = "daily"  # or "weekly": the roll-up of the week ending with `day`
 
 
 @dataclass(frozen=True)
