@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from bot.chart import TREND_DAYS, render_day_chart
 from collectors.activity import DayActivity
@@ -18,11 +18,20 @@ from summarizer.digest import Digest
 from summarizer.llm import LLMClient
 from summarizer.weekly import WeeklyDigest, week_dates, weekly_digest
 
-if TYPE_CHECKING:
-    from bot.store import Store
+
+class ArchiveReader(Protocol):
+    """The part of `bot.store.Store` these views read: archived digests and activity by day."""
+
+    async def load_digest(self, day: date) -> Digest | None:
+        """The archived digest of `day`, or None."""
+        ...
+
+    async def load_activity(self, day: date) -> DayActivity | None:
+        """The activity the archived digest of `day` was written from, or None."""
+        ...
 
 
-async def load_days(store: Store, days: Iterable[date]) -> list[tuple[Digest, DayActivity]]:
+async def load_days(store: ArchiveReader, days: Iterable[date]) -> list[tuple[Digest, DayActivity]]:
     """The archived (digest, activity) of each of `days` that is in the archive, oldest first."""
     loaded: list[tuple[Digest, DayActivity]] = []
     for day in sorted(set(days)):
@@ -34,7 +43,7 @@ async def load_days(store: Store, days: Iterable[date]) -> list[tuple[Digest, Da
 
 
 async def load_history(
-    store: Store, day: date, count: int = TREND_DAYS - 1
+    store: ArchiveReader, day: date, count: int = TREND_DAYS - 1
 ) -> list[tuple[date, DayActivity]]:
     """The archived activity of the `count` days before `day` (for the chart's trend)."""
     history: list[tuple[date, DayActivity]] = []
@@ -47,7 +56,7 @@ async def load_history(
 
 
 async def week_for(
-    store: Store,
+    store: ArchiveReader,
     end: date,
     repos: Sequence[str],
     llm: LLMClient | None,
@@ -61,7 +70,7 @@ async def week_for(
     return await weekly_digest(days, repos, llm, cache, start=dates[0], end=dates[-1])
 
 
-async def chart_for(store: Store, day: date) -> bytes | None:
+async def chart_for(store: ArchiveReader, day: date) -> bytes | None:
     """The PNG chart of an archived day with its 14-day trend; None when the day is not archived.
 
     Drawing takes a fraction of a second of CPU, so it runs in a worker thread.

@@ -4,6 +4,10 @@ Delivery rows (platform, chat, day) are unique; workers claim them with a lease,
 them. A worker that dies leaves claims that expire and are claimed again by another, so nothing
 is lost; a claim that was taken over cannot be marked by its old holder. The only window for a
 repeat is a crash between a platform accepting a message and the row being marked `sent`.
+
+The same machinery delivers the weekly roll-up (`kind=WEEKLY`, text from `markdown_for`). A chat
+that opted into the chart gets the day's picture right after its daily post, best effort: the
+row is marked first, so a picture that fails is logged and never makes the digest go out again.
 """
 
 from __future__ import annotations
@@ -12,15 +16,15 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 
-from bot.senders import ChatGone, RetryLater, Sender
-from bot.store import Chat, DeliveryClaim, Store
+from bot.senders import ChatGone, RetryLater, Sender, photo_sender
+from bot.store import DAILY, Chat, DeliveryClaim, Store
 from collectors.activity import DayActivity
 from summarizer.digest import Digest, render_markdown
 from summarizer.watch import with_watch_section
@@ -34,6 +38,9 @@ FALLBACK_RATE = 5.0
 RETRY_BASE_SECONDS = 10.0
 # Bot tokens (`123456:ABC…`) and webhook secrets (`webhooks/<id>/<token>`) must not reach logs.
 _TOKEN_RE = re.compile(r"\d{6,}:[A-Za-z0-9_-]{20,}|webhooks/\d+/[A-Za-z0-9_-]{20,}")
+
+# A chat's text of a non-daily delivery (the weekly roll-up), in the readers' Markdown.
+MarkdownFor = Callable[[Chat], Awaitable[str]]
 
 
 class DigestSource(Protocol):
@@ -59,9 +66,11 @@ class FanOutResult:
     retrying: int = 0
     taken_over: int = 0
     errors: list[str] = field(default_factory=list)
+    photos: int = 0  # charts sent after the daily post (best effort, not counted in `sent`)
 
     def add(self, other: FanOutResult) -> None:
         """Accumulate another result into this one."""
+        self.photos += other.photos
         self.sent += other.sent
         self.failed += other.failed
         self.deactivated += other.deactivated
@@ -115,6 +124,39 @@ class _Pause:
             left = self._until - time.monotonic()
 
 
+def chart_caption(day: date) -> str:
+    """The caption of the day's picture (plain text, far below every platform's limit)."""
+    return f"{day.isoformat()} 动态图：各仓库合并的 PR、新 issue 与改动行数，以及近 14 天的趋势。"
+
+
+class _DayChart:
+    """The day's chart: drawn at most once per fan-out, and only when a chat wants it."""
+
+    def __init__(self, store: Store, day: date) -> None:
+        self._store = store
+        self._day = day
+        self._task: asyncio.Task[bytes | None] | None = None
+        self.caption = chart_caption(day)
+
+    async def png(self) -> bytes | None:
+        """The PNG, or None when the day is not archived or the drawing failed (logged once)."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._draw())
+        return await asyncio.shield(self._task)
+
+    async def _draw(self) -> bytes | None:
+        # Imported here: matplotlib loads only in processes that draw a chart.
+        from bot.archive import chart_for
+
+        try:
+            return await chart_for(self._store, self._day)
+        except Exception:
+            log.exception(
+                "the chart of %s could not be drawn; chats get the digest only", self._day
+            )
+            return None
+
+
 @dataclass
 class _Options:
     worker: str
@@ -126,6 +168,8 @@ class _Options:
     max_wait: float
     due_before: datetime | None
     stop: asyncio.Event | None
+    kind: str = DAILY
+    markdown_for: MarkdownFor | None = None
 
 
 class _Broadcast:
@@ -140,8 +184,10 @@ class _Broadcast:
         chats: Mapping[tuple[str, str], Chat],
         options: _Options,
         watches: Mapping[tuple[str, str], tuple[str, ...]] | None = None,
+        chart: _DayChart | None = None,
     ) -> None:
         self.store = store
+        self.chart = chart
         self.watches = dict(watches or {})
         # Each (repos, watch words) is rendered once per fan-out, not once per chat.
         self.rendered: dict[tuple[tuple[str, ...] | None, tuple[str, ...]], tuple[Digest, str]] = {}
@@ -174,6 +220,7 @@ class _Broadcast:
                     lease_seconds=self.o.lease_seconds,
                     due_before=self.o.due_before,
                     now=self.o.clock(),
+                    kind=self.o.kind,
                 )
                 if not claims:
                     break
@@ -226,6 +273,8 @@ class _Broadcast:
 
     async def _markdown(self, chat: Chat) -> str:
         """The chat's digest in Markdown, with its `### 关注` section when it watches words."""
+        if self.o.markdown_for is not None:
+            return await self.o.markdown_for(chat)
         digest = await self.pipeline.digest_for(self.day, chat.repos)
         words = self.watches.get(chat.key, ())
         key = (chat.repos, words)
@@ -272,7 +321,8 @@ class _Broadcast:
                 await self._failed(claim, one_line(exc))
                 return
             # Recorded first: the window in which a crash repeats a post stays as short as it can.
-            if await self.store.mark_delivered(claim, [str(m) for m in message_ids]):
+            marked = await self.store.mark_delivered(claim, [str(m) for m in message_ids])
+            if marked:
                 self.result.sent += 1
             else:
                 self.result.taken_over += 1
@@ -280,8 +330,31 @@ class _Broadcast:
             # Several messages count against the platform budget too.
             for _ in range(len(message_ids) - 1):
                 await self.limiter.acquire()
+            if marked and chat.chart and self.chart is not None:
+                await self._send_chart(chat, self.chart)
             return
         await self._later(claim, "rate limited repeatedly", retry_delay(claim.attempts))
+
+    async def _send_chart(self, chat: Chat, chart: _DayChart) -> None:
+        """The day's picture after the chat's digest; best effort: failures are only logged."""
+        sender = photo_sender(self.sender)
+        if sender is None:
+            return
+        try:
+            png = await chart.png()
+            if png is None:
+                return
+            await self.pause.wait()
+            await self.limiter.acquire()
+            await sender.send_photo(chat.chat_id, png, chart.caption)
+            self.result.photos += 1
+        except RetryLater as exc:
+            # Flood control covers the whole bot: later digests wait; this picture is skipped.
+            if exc.retry_after <= self.o.max_wait:
+                self.pause.extend(exc.retry_after)
+            log.warning("chart for %s:%s skipped: %s", *chat.key, one_line(exc))
+        except Exception as exc:
+            log.warning("chart for %s:%s could not be sent: %s", *chat.key, one_line(exc))
 
     async def _hold(self, claim: DeliveryClaim) -> DeliveryClaim | None:
         """The claim with enough lease left to send, renewed when short; None when lost."""
@@ -328,6 +401,8 @@ async def fan_out(
     max_wait: float = 600.0,
     stop: asyncio.Event | None = None,
     clock: Callable[[], datetime] | None = None,
+    kind: str = DAILY,
+    markdown_for: MarkdownFor | None = None,
 ) -> FanOutResult:
     """Deliver `day`'s digest to `chats` (default: every active chat) that have not had it.
 
@@ -335,15 +410,23 @@ async def fan_out(
     claims and sends per platform at the platform's rate (`ensure=False`: the caller made the
     rows; `chats` then only saves looking chats up). `now` starts the clock used for leases
     (`clock` overrides it); `due_before` only claims rows due by then. `stop` ends claiming: sends
-    in flight finish, untried claims are handed back.
+    in flight finish, untried claims are handed back. Chats with `chart` on get the day's
+    picture after their digest where the platform can post one.
+
+    Another `kind` (the weekly roll-up) delivers the text of `markdown_for(chat)` instead, on
+    rows of that kind, with no picture.
     """
-    await pipeline.day(day)
+    daily = kind == DAILY
+    if not daily and markdown_for is None:
+        raise ValueError(f"a {kind} delivery needs markdown_for")
+    if daily:
+        await pipeline.day(day)
     targets = list(chats) if chats is not None else await store.active_chats()
     result = FanOutResult()
     served = [c for c in targets if c.platform in senders and c.active]
     result.skipped = len(targets) - len(served)
     if ensure:
-        await store.ensure_deliveries(day, served, due_at=due_at, now=now)
+        await store.ensure_deliveries(day, served, due_at=due_at, now=now, kind=kind)
     options = _Options(
         worker=worker,
         clock=clock or running_clock(now),
@@ -354,17 +437,21 @@ async def fan_out(
         max_wait=max_wait,
         due_before=due_before,
         stop=stop,
+        kind=kind,
+        markdown_for=markdown_for,
     )
     by_key = {c.key: c for c in served}
-    watches = await store.all_watches()
+    watches = await store.all_watches() if daily else {}
+    chart = _DayChart(store, day) if daily else None
     broadcasts = [
-        _Broadcast(store, pipeline, sender, day, by_key, options, watches)
+        _Broadcast(store, pipeline, sender, day, by_key, options, watches, chart)
         for sender in senders.values()
     ]
     for part in await asyncio.gather(*(b.run() for b in broadcasts)):
         result.add(part)
     log.info(
-        "fan-out of %s: %d sent, %d failed, %d deactivated, %d skipped, %d to retry",
+        "%s fan-out of %s: %d sent, %d failed, %d deactivated, %d skipped, %d to retry",
+        kind,
         day,
         result.sent,
         result.failed,

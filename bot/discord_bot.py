@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import logging
 import re
 from collections import OrderedDict
@@ -58,6 +59,9 @@ BOT_MESSAGES_PER_SECOND = 40.0
 WEBHOOK_BURST = 5
 WEBHOOK_RATE = GLOBAL_REQUESTS_PER_SECOND - WEBHOOK_BURST
 CHOICES = 25
+# Attachments: 10 MiB per message for bots and webhooks; a chart is far below it.
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+CHART_FILENAME = "chart.png"
 _WEBHOOK_URL = re.compile(
     r"^https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/(?:v\d+/)?webhooks/"
     r"(?P<id>[0-9]{17,20})/(?P<token>[A-Za-z0-9.\-_]{60,})/?"
@@ -252,6 +256,18 @@ def build_tree(
     ) -> None:
         await run(interaction, "digest", repo, day)
 
+    @tree.command(name="weekly", description=about["weekly"][:100])
+    @app_commands.describe(
+        repos="空格分隔的仓库；不填则本频道订阅的仓库", state="on 开启 / off 关闭每周一推送"
+    )
+    @app_commands.autocomplete(repos=complete_repos)
+    async def weekly(
+        interaction: discord.Interaction,
+        repos: str | None = None,
+        state: Literal["on", "off"] | None = None,
+    ) -> None:
+        await run(interaction, "weekly", state or repos)
+
     @tree.command(name="subscribe", description=about["subscribe"][:100])
     @app_commands.describe(repos="空格分隔的仓库；不填则订阅全部")
     @app_commands.autocomplete(repos=complete_repos)
@@ -272,6 +288,13 @@ def build_tree(
     @app_commands.describe(time="本地时间 HH:MM，例如 09:00")
     async def settime(interaction: discord.Interaction, time: str) -> None:
         await run(interaction, "settime", time)
+
+    @tree.command(name="chart", description=about["chart"][:100])
+    @app_commands.describe(state="on 开启 / off 关闭；不填则查看")
+    async def chart(
+        interaction: discord.Interaction, state: Literal["on", "off"] | None = None
+    ) -> None:
+        await run(interaction, "chart", state)
 
     @tree.command(name="alerts", description=about["alerts"][:100])
     @app_commands.describe(
@@ -444,6 +467,41 @@ class DiscordChannelSender:
 
         return await self._resume.send(chat_id, render_messages(markdown, MESSAGE_LIMIT), send_one)
 
+    async def send_photo(self, chat_id: str, png: bytes, caption: str) -> str:
+        """Post a PNG as a file attachment with a plain caption; return the message id."""
+        if self._client.user is None:
+            raise RetryLater(30.0, "the Discord bot is not logged in yet")
+        channel = self._client.get_partial_messageable(int(chat_id))
+        try:
+            message = await channel.send(
+                caption_text(caption),
+                file=png_file(png),
+                allowed_mentions=NO_MENTIONS,
+                suppress_embeds=True,
+            )
+        except discord.RateLimited as exc:
+            raise RetryLater(exc.retry_after, "Discord rate limit") from exc
+        except (discord.Forbidden, discord.NotFound) as exc:
+            raise ChatGone(f"Discord channel {chat_id}: {_describe(exc)}") from exc
+        except discord.HTTPException as exc:
+            if exc.status == 429:
+                raise RetryLater(_retry_after(exc), "Discord rate limit") from exc
+            raise
+        return str(message.id)
+
+
+def png_file(png: bytes) -> discord.File:
+    """A PNG as a Discord attachment; ValueError beyond the attachment limit."""
+    if len(png) > MAX_ATTACHMENT_BYTES:
+        raise ValueError(f"attachment of {len(png)} bytes exceeds Discord's {MAX_ATTACHMENT_BYTES}")
+    return discord.File(io.BytesIO(png), filename=CHART_FILENAME)
+
+
+def caption_text(caption: str) -> str:
+    """A caption as message content: one message at most (Discord counts characters)."""
+    text = caption.strip()
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+
 
 @dataclass(frozen=True)
 class WebhookTarget:
@@ -538,6 +596,29 @@ class DiscordWebhookSender:
             return str(message.id)
 
         return await self._resume.send(chat_id, render_messages(markdown, MESSAGE_LIMIT), send_one)
+
+    async def send_photo(self, chat_id: str, png: bytes, caption: str) -> str:
+        """Post a PNG through the webhook as a file attachment with a plain caption."""
+        webhook, thread = self._webhook(chat_id)
+        await self._per_ip.acquire()
+        try:
+            message = await webhook.send(
+                caption_text(caption),
+                file=png_file(png),
+                wait=True,
+                allowed_mentions=NO_MENTIONS,
+                suppress_embeds=True,
+                thread=thread or discord.utils.MISSING,
+            )
+        except (discord.NotFound, discord.Forbidden) as exc:
+            raise self._gone(chat_id, exc) from exc
+        except discord.HTTPException as exc:
+            if exc.status == 401:
+                raise self._gone(chat_id, exc) from exc
+            if exc.status == 429:
+                raise RetryLater(_retry_after(exc), "Discord webhook rate limit") from exc
+            raise
+        return str(message.id)
 
     @staticmethod
     def _gone(chat_id: str, exc: discord.HTTPException) -> ChatGone:

@@ -5,6 +5,10 @@ receives it at the first moment after that when its own clock shows its posting 
 (about every 30 s, or called directly by tests) generates the day if due and delivers to the chats
 whose moment has come; delivery rows make that once per chat, across restarts and instances, and
 a start after downtime posts the current day's missed deliveries at once.
+
+On Mondays (the chat's local time) a chat that opted in (`/weekly on`) also receives the week's
+roll-up, the seven days ending with the day just posted, once its daily post went out: a
+delivery row of kind `weekly` makes that once per chat and week too.
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from bot.delivery import DigestSource, FanOutResult, fan_out
+from bot.delivery import DigestSource, FanOutResult, MarkdownFor, fan_out
 from bot.senders import Sender
 from bot.settings import Settings, parse_hhmm
-from bot.store import Chat, Store, utcnow
+from bot.store import DAILY, FAILED, SENT, WEEKLY, Chat, Store, utcnow
+from bot.tracking import tracked_set
+from collectors.cache import KeyValueCache
 from collectors.window import day_window, yesterday
+from summarizer.llm import LLMClient
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,16 @@ def chat_due_at(chat: Chat, day: date, digest_timezone: str) -> datetime:
         return due_at(day, chat.post_time, digest_timezone, digest_timezone)
 
 
+def is_weekly_post(chat: Chat, day: date, digest_timezone: str) -> bool:
+    """True when the chat receives `day`'s digest on a Monday of its own clock."""
+    moment = chat_due_at(chat, day, digest_timezone)
+    try:
+        zone = ZoneInfo(chat.timezone)
+    except (ValueError, KeyError):
+        zone = ZoneInfo(digest_timezone)
+    return moment.astimezone(zone).weekday() == 0
+
+
 def due_chats(
     chats: Sequence[Chat],
     now: datetime,
@@ -96,6 +113,7 @@ class TickResult:
     ready: bool
     due: int
     delivery: FanOutResult | None = None
+    weekly: FanOutResult | None = None  # the Monday roll-up, when some chat had it due
 
 
 class Scheduler:
@@ -116,7 +134,10 @@ class Scheduler:
         lock_seconds: float = 600.0,
         stop_grace: float = 20.0,
         fan_out_options: Mapping[str, object] | None = None,
+        llm: LLMClient | None = None,
+        cache: KeyValueCache | None = None,
     ) -> None:
+        """`llm` writes the Monday roll-up (structured without), cached in `cache` (the store)."""
         self._settings = settings
         self._store = store
         self._pipeline = pipeline
@@ -133,6 +154,9 @@ class Scheduler:
         self._ready: set[date] = set()
         self._retry_generation_at: dict[date, datetime] = {}
         self._ensured: dict[date, set[tuple[str, str]]] = {}
+        self._ensured_weekly: dict[date, set[tuple[str, str]]] = {}
+        self._llm = llm
+        self._cache: KeyValueCache = cache if cache is not None else store
 
     @property
     def worker(self) -> str:
@@ -166,21 +190,83 @@ class Scheduler:
             stop=stop,
             **self._fan_out_options,  # type: ignore[arg-type]
         )
-        return TickResult(day=day, ready=True, due=len(due), delivery=result)
+        weekly = await self._weekly(day, due, now, stop)
+        return TickResult(day=day, ready=True, due=len(due), delivery=result, weekly=weekly)
 
-    async def _ensure(self, day: date, due: Sequence[Chat], now: datetime) -> None:
+    async def _ensure(
+        self, day: date, due: Sequence[Chat], now: datetime, *, kind: str = DAILY
+    ) -> None:
         """Create delivery rows for newly due chats (once per process and day; rows are unique)."""
-        for old in [d for d in self._ensured if d < day]:
-            del self._ensured[old]
-        seen = self._ensured.setdefault(day, set())
+        ensured = self._ensured if kind == DAILY else self._ensured_weekly
+        for old in [d for d in ensured if d < day]:
+            del ensured[old]
+        seen = ensured.setdefault(day, set())
         fresh = [c for c in due if c.key not in seen]
         if not fresh:
             return
         zone = self._settings.digest_timezone
         await self._store.ensure_deliveries(
-            day, fresh, due_at=lambda chat: chat_due_at(chat, day, zone), now=now
+            day, fresh, due_at=lambda chat: chat_due_at(chat, day, zone), now=now, kind=kind
         )
         seen.update(c.key for c in fresh)
+
+    async def _weekly(
+        self, day: date, due: Sequence[Chat], now: datetime, stop: asyncio.Event | None
+    ) -> FanOutResult | None:
+        """The week's roll-up to the opted-in chats whose Monday post of `day` went out."""
+        zone = self._settings.digest_timezone
+        wanted = [c for c in due if c.weekly and is_weekly_post(c, day, zone)]
+        if not wanted:
+            return None
+        posted = await self._store.delivery_statuses(day)
+        rolled = await self._store.delivery_statuses(day, kind=WEEKLY)
+        ready = [
+            c
+            for c in wanted
+            if posted.get(c.key) == SENT and rolled.get(c.key) not in (SENT, FAILED)
+        ]
+        if not ready:
+            return None
+        await self._ensure(day, ready, now, kind=WEEKLY)
+        return await fan_out(
+            self._store,
+            self._pipeline,
+            self._senders,
+            day,
+            worker=self._worker,
+            now=now,
+            chats=ready,
+            ensure=False,
+            due_before=now,
+            stop=stop,
+            kind=WEEKLY,
+            markdown_for=await self._week_texts(day),
+            **self._fan_out_options,  # type: ignore[arg-type]
+        )
+
+    async def _week_texts(self, end: date) -> MarkdownFor:
+        """Each chat's roll-up of the week ending with `end`, made once per repository set."""
+        # Imported here: the archive module draws charts (matplotlib), needed on Mondays only.
+        from bot.archive import week_for
+        from summarizer.weekly import render_weekly_markdown
+
+        tracked = await tracked_set(self._store, self._settings.digest_repos)
+        made: dict[tuple[str, ...], asyncio.Task[str]] = {}
+
+        async def write(repos: tuple[str, ...]) -> str:
+            weekly = await week_for(self._store, end, repos, self._llm, self._cache)
+            if weekly is None:
+                raise LookupError(f"no archived day in the week ending {end}")
+            return render_weekly_markdown(weekly)
+
+        async def for_chat(chat: Chat) -> str:
+            wanted = {r.lower() for r in chat.repos or ()}
+            repos = tuple(r for r in tracked if r.lower() in wanted) or tuple(chat.repos or tracked)
+            if repos not in made:
+                made[repos] = asyncio.ensure_future(write(repos))
+            return await asyncio.shield(made[repos])
+
+        return for_chat
 
     async def _digest_ready(self, day: date, now: datetime) -> bool:
         """True once `day` is archived; generates it (one instance at a time) when it can."""

@@ -1,8 +1,12 @@
-"""What a chat platform offers the delivery layer: send one digest to one chat, or say why not."""
+"""What a chat platform offers the delivery layer: send one digest to one chat, or say why not.
+
+Sending a picture is an optional capability (`PhotoSender`); a platform without it simply
+receives no pictures.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class ChatGone(Exception):
@@ -29,3 +33,20 @@ class Sender(Protocol):
         exception is a transient failure the caller may retry.
         """
         ...
+
+
+@runtime_checkable
+class PhotoSender(Protocol):
+    """A Sender that can also post a picture (the chart of the day) to a chat."""
+
+    async def send_photo(self, chat_id: str, png: bytes, caption: str) -> str:
+        """Post `png` with a plain-text `caption` (cut to the platform's limit); return its id.
+
+        Raises ChatGone, RetryLater or any other exception as `Sender.send_digest` does.
+        """
+        ...
+
+
+def photo_sender(sender: object) -> PhotoSender | None:
+    """`sender` as a PhotoSender when it can post pictures, else None."""
+    return sender if isinstance(sender, PhotoSender) else None

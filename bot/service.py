@@ -19,9 +19,13 @@ from bot.repos import resolve_repo, short_name
 from bot.settings import Settings, is_repo_name, parse_hhmm
 from bot.store.types import AlertChat, TrackedRepo, WatchChange, WatchLimitExceeded
 from bot.tracking import RepoChecker, admit_repo, tracked_set
+from collectors.activity import DayActivity
+from collectors.cache import KeyValueCache
 from collectors.window import today as local_today
 from summarizer.digest import NO_UPDATES, Digest, render_markdown
+from summarizer.llm import LLMClient
 from summarizer.watch import MAX_WATCHES, MAX_WORD_CHARS, WatchWordError, parse_words
+from summarizer.weekly import WEEK_DAYS, render_weekly_markdown
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +50,23 @@ USAGE_WATCH = (
     f"（每个聊天最多 {MAX_WATCHES} 个，每个词最多 {MAX_WORD_CHARS} 个字符）"
 )
 USAGE_ALERTS = "用法：/alerts on [仓库 …] 或 /alerts off [仓库 …]；也可以 /subscribe vllm releases"
+USAGE_WEEKLY = "用法：/weekly [仓库 …] 查看本周回顾；/weekly on 或 /weekly off 开关每周一的推送"
+USAGE_CHART = "用法：/chart on 或 /chart off（日报之后附上当日动态图）"
+NO_WEEKLY = "本周还没有存档的简报。"
+WEEKLY_FAILED = "生成本周回顾失败，请稍后再试。"
+NOT_SUBSCRIBED = "本聊天尚未订阅，请先发送 /subscribe。"
 # `/subscribe vllm releases`: this word makes a subscription one to release alerts.
 RELEASE_WORDS = frozenset({"releases", "release", "发布"})
 
 # (command, description) for the platforms' command menus, in display order.
 COMMAND_MENU: tuple[tuple[str, str], ...] = (
     ("digest", "最新日报；可加仓库和/或日期：/digest vllm 2026-02-04"),
+    ("weekly", "本周回顾（最近 7 天）；/weekly on 每周一推送"),
     ("subscribe", "在本聊天订阅每日推送（全部或指定仓库）"),
     ("unsubscribe", "取消订阅（全部或指定仓库）"),
     ("subscriptions", "本聊天订阅了什么、何时推送"),
     ("settime", "设置每日推送时间：/settime 09:00"),
+    ("chart", "日报附上当日动态图：/chart on 或 /chart off"),
     ("alerts", "版本发布提醒：/alerts on 或 /alerts off"),
     ("watch", "关注关键词，日报附“关注”一节：/watch FP8 MoE"),
     ("unwatch", "取消关注关键词：/unwatch FP8"),
@@ -100,6 +111,10 @@ class ChatRecord(Protocol):
     def timezone(self) -> str: ...
     @property
     def active(self) -> bool: ...
+    @property
+    def chart(self) -> bool: ...
+    @property
+    def weekly(self) -> bool: ...
 
 
 class ChatStore(Protocol):
@@ -130,6 +145,12 @@ class ChatStore(Protocol):
     async def set_post_time(
         self, platform: str, chat_id: str, post_time: str
     ) -> ChatRecord | None: ...
+    async def set_chart(self, platform: str, chat_id: str, on: bool) -> ChatRecord | None: ...
+    async def set_weekly(self, platform: str, chat_id: str, on: bool) -> ChatRecord | None: ...
+
+    # The archive, for the weekly roll-up.
+    async def load_digest(self, day: date) -> Digest | None: ...
+    async def load_activity(self, day: date) -> DayActivity | None: ...
 
     # Repositories beyond DIGEST_REPOS, keyword watches and release alerts (bot.store.Store).
     async def tracked_repos(self) -> list[TrackedRepo]: ...
@@ -216,11 +237,17 @@ class CommandService:
         pipeline: DigestSource,
         *,
         clock: Callable[[], datetime],
+        llm: LLMClient | None = None,
+        cache: KeyValueCache | None = None,
     ) -> None:
+        """`llm` and `cache` write (and keep) the weekly roll-up's text; without, structured."""
         self._settings = settings
         self._store = store
         self._pipeline = pipeline
         self._clock = clock
+        self._llm = llm
+        self._cache = cache
+        self._weeks: dict[tuple[date, tuple[str, ...]], asyncio.Task[str | None]] = {}
         self._tracked: tuple[str, ...] = tuple(settings.digest_repos)
         self._checker = RepoChecker.from_settings(settings)  # asks GitHub about new repositories
         # Rendered text per (day, view, repos), valid while the pipeline hands back the same Digest.
@@ -230,6 +257,8 @@ class CommandService:
         self._handlers: dict[str, Callable[[ChatContext, str, Progress | None], Awaitable[Reply]]]
         self._handlers = {
             "digest": self._digest,
+            "weekly": self._weekly,
+            "chart": self._chart,
             "subscribe": self._subscribe,
             "unsubscribe": self._unsubscribe,
             "subscriptions": self._subscriptions,
@@ -359,6 +388,86 @@ class CommandService:
             self._rendered.popitem(last=False)
         return text
 
+    # -- the week and the picture of the day ----------------------------------------------------
+
+    async def _weekly(self, ctx: ChatContext, args: str, progress: Progress | None) -> Reply:
+        mode = args.lower()
+        if mode in ("on", "off"):
+            return await self._opt_in(ctx, "weekly", mode == "on")
+        if mode.split(" ", 1)[0] in ("on", "off"):
+            raise _Refused(USAGE_WEEKLY)
+        named = self._resolve_all(args)
+        repos = named or await self._chat_repos(ctx) or self._tracked
+        end = await self._week_end()
+        if self._llm is not None and progress is not None:
+            await progress(PROGRESS_TEXT)
+        try:
+            text = await self._shared_week(end, tuple(repos))
+        except Exception:
+            log.exception("the weekly roll-up to %s for %s could not be made", end, repos)
+            return Reply(WEEKLY_FAILED, ephemeral=True)
+        return Reply(text if text is not None else NO_WEEKLY)
+
+    async def _week_end(self) -> date:
+        """The last day of the week to show: the newest archived day within the last week.
+
+        Without one, yesterday: its week then holds no archived day, and the reply says so.
+        """
+        today = local_today(self._settings.digest_timezone, self._clock())
+        yesterday = today - timedelta(days=1)
+        latest = await self._pipeline.latest_day()
+        if latest is not None and yesterday - timedelta(days=WEEK_DAYS - 1) <= latest <= yesterday:
+            return latest
+        return yesterday
+
+    async def _shared_week(self, end: date, repos: tuple[str, ...]) -> str | None:
+        """The rendered roll-up (None: nothing archived); concurrent askers share one call."""
+        key = (end, repos)
+        task = self._weeks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._render_week(end, repos))
+            self._weeks[key] = task
+            task.add_done_callback(lambda _t: self._weeks.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _render_week(self, end: date, repos: tuple[str, ...]) -> str | None:
+        # Imported here: the archive module draws charts (matplotlib), which most commands and
+        # the service's importers never need.
+        from bot.archive import week_for
+
+        weekly = await week_for(self._store, end, repos, self._llm, self._cache)
+        return None if weekly is None else render_weekly_markdown(weekly)
+
+    async def _chart(self, ctx: ChatContext, args: str, _p: Progress | None) -> Reply:
+        mode = args.lower()
+        if mode in ("on", "off"):
+            return await self._opt_in(ctx, "chart", mode == "on")
+        if mode:
+            raise _Refused(f"无法识别“{echo(args)}”。{USAGE_CHART}")
+        chat = await self._store.get_chat(ctx.platform, ctx.chat_id)
+        state = "开启" if chat is not None and chat.active and chat.chart else "关闭"
+        return Reply(f"日报附图：{state}。{USAGE_CHART}")
+
+    async def _opt_in(self, ctx: ChatContext, what: Literal["chart", "weekly"], on: bool) -> Reply:
+        """`/chart on|off` and `/weekly on|off`: administrators of a group only, as subscribing."""
+        if refusal := await self._admin_refusal(ctx):
+            return refusal
+        current = await self._store.get_chat(ctx.platform, ctx.chat_id)
+        if current is None or not current.active:
+            return Reply(NOT_SUBSCRIBED, ephemeral=True)
+        setter = self._store.set_chart if what == "chart" else self._store.set_weekly
+        chat = await setter(ctx.platform, ctx.chat_id, on)
+        if chat is None:
+            return Reply(NOT_SUBSCRIBED, ephemeral=True)
+        when = f"{chat.post_time}（{chat.timezone}）"
+        if what == "chart":
+            if on:
+                return Reply(f"已开启日报附图：每天 {when} 的日报之后附上当日动态图。")
+            return Reply("已关闭日报附图。")
+        if on:
+            return Reply(f"已开启每周回顾：每周一 {when} 的日报之后推送本周回顾。")
+        return Reply("已关闭每周回顾的推送；仍可随时发送 /weekly 查看。")
+
     # -- subscriptions -----------------------------------------------------------------------
 
     async def _subscribe(self, ctx: ChatContext, args: str, _p: Progress | None) -> Reply:
@@ -410,8 +519,13 @@ class CommandService:
         return Reply(f"本聊天订阅：{self._describe(chat)}{extras}")
 
     async def _extras(self, ctx: ChatContext) -> str:
-        """Release alerts and watch words of the chat, as a sentence for /subscriptions."""
+        """Release alerts, watch words and opt-ins of the chat, as sentences for /subscriptions."""
         parts = []
+        chat = await self._store.get_chat(ctx.platform, ctx.chat_id)
+        if chat is not None and chat.active and chat.chart:
+            parts.append("日报附当日动态图。")
+        if chat is not None and chat.active and chat.weekly:
+            parts.append("每周一日报之后推送本周回顾。")
         alerts = await self._store.alert_chat(ctx.platform, ctx.chat_id)
         if alerts is not None:
             parts.append(f"版本发布提醒：{self._alert_scope(alerts)}。")
@@ -430,7 +544,7 @@ class CommandService:
             raise _Refused(f"{shown}无效。{USAGE_SETTIME}") from None
         chat = await self._store.set_post_time(ctx.platform, ctx.chat_id, post_time)
         if chat is None or not chat.active:
-            return Reply("本聊天尚未订阅，请先发送 /subscribe。", ephemeral=True)
+            return Reply(NOT_SUBSCRIBED, ephemeral=True)
         return Reply(f"每日推送时间已设为 {chat.post_time}（{chat.timezone}）。")
 
     async def _admin_refusal(self, ctx: ChatContext) -> Reply | None:
@@ -720,6 +834,9 @@ def help_text() -> str:
             "- /digest — 最新日报（本聊天订阅的仓库，未订阅则全部）",
             "- /digest vllm — 某个仓库的部分",
             "- /digest 2026-02-04 · /digest vllm 2026-02-04 — 过去某天",
+            "- /weekly [仓库] — 本周回顾（最近 7 天的存档：发布、重要 PR、待解决问题、统计）",
+            "- /weekly on|off — 每周一日报之后推送本周回顾",
+            "- /chart on|off — 日报之后附上当日动态图",
             "- /subscribe [仓库 …] — 在本聊天每日推送（全部或指定仓库）",
             "- /unsubscribe [仓库 …] — 取消全部或指定仓库",
             "- /subscriptions — 本聊天订阅了什么、何时推送",

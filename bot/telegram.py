@@ -61,6 +61,10 @@ log = logging.getLogger(__name__)
 PLATFORM = "telegram"
 UPDATE_TYPES = ["message", "channel_post"]
 MAX_MESSAGE = 4096
+# sendPhoto: a caption of at most 1024 characters (UTF-16 units, to be safe) and a file of at
+# most 10 MB.
+MAX_CAPTION = 1024
+MAX_PHOTO_BYTES = 10 * 1000 * 1000
 ADMIN_CACHE_SECONDS = 60.0
 COMMAND_FAILED = "出错了，请稍后再试。"
 # Broken chats answer with these; the subscription is dropped instead of retried forever.
@@ -459,6 +463,47 @@ class TelegramSender:
                     raise ChatGone(f"telegram chat {chat_id}: {exc.message}") from exc
                 raise
         raise RetryLater(1.0, f"telegram chat {chat_id}: no attempt left")
+
+    async def send_photo(self, chat_id: str, png: bytes, caption: str) -> str:
+        """Post a PNG with a plain caption (sendPhoto, multipart); return the message id.
+
+        Paced like every message; ChatGone when the chat is gone, RetryLater on a 429 (a
+        picture is an extra: the caller decides whether it is worth waiting for).
+        """
+        if len(png) > MAX_PHOTO_BYTES:
+            raise ValueError(f"photo of {len(png)} bytes exceeds Telegram's {MAX_PHOTO_BYTES}")
+        target = chat_id
+        for _ in range(2):  # a second round only after the group became a supergroup
+            await self.gate.wait(target)
+            try:
+                message = await self.bot.send_photo(
+                    chat_id=int(target) if target.lstrip("-").isdigit() else target,
+                    photo=png,
+                    caption=clip_utf16(caption, MAX_CAPTION) or None,
+                )
+                return str(message.message_id)
+            except RetryAfter as exc:
+                wait = retry_seconds(exc)
+                self.gate.pause(wait)
+                raise RetryLater(wait, "telegram rate limit") from exc
+            except ChatMigrated as exc:
+                log.warning("chat %s became supergroup %s", target, exc.new_chat_id)
+                target = str(exc.new_chat_id)
+            except TelegramError as exc:
+                if is_gone(exc):
+                    raise ChatGone(f"telegram chat {target}: {exc.message}") from exc
+                raise
+        raise RetryLater(1.0, f"telegram chat {chat_id}: no attempt left")
+
+
+def clip_utf16(text: str, limit: int) -> str:
+    """`text` cut (with an ellipsis) to at most `limit` UTF-16 code units, as Telegram counts."""
+    if utf16_len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    while utf16_len(cut) > limit - 1:  # characters outside the BMP count twice
+        cut = cut[:-1]
+    return cut + "…"
 
 
 # -- the adapter -----------------------------------------------------------------------------

@@ -438,6 +438,8 @@ async def test_bot_registers_every_slash_command_with_repository_autocomplete(
     commands = {command["name"]: command for command in fake.commands}
     assert set(commands) == {
         "digest",
+        "weekly",
+        "chart",
         "subscribe",
         "unsubscribe",
         "subscriptions",

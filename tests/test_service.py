@@ -372,10 +372,12 @@ async def test_the_command_menu_lists_the_public_commands(service: CommandServic
     names = [name for name, _ in service.commands]
     assert names == [
         "digest",
+        "weekly",
         "subscribe",
         "unsubscribe",
         "subscriptions",
         "settime",
+        "chart",
         "alerts",
         "watch",
         "unwatch",

@@ -78,10 +78,12 @@ async def test_the_command_menu_is_registered(
     names = [c["command"] for c in telegram.commands]
     assert names == [
         "digest",
+        "weekly",
         "subscribe",
         "unsubscribe",
         "subscriptions",
         "settime",
+        "chart",
         "alerts",
         "watch",
         "unwatch",
