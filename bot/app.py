@@ -142,7 +142,13 @@ async def run(
     background: list[asyncio.Task[None]] = []
     try:
         async with AsyncExitStack() as stack, digest_pipeline(settings, store) as pipeline:
-            service = CommandService(settings, store, pipeline, clock=clock)
+            # The weekly roll-up's model client (/weekly and the Monday post); None: structured.
+            weekly_llm = make_llm(settings)
+            if weekly_llm is not None:
+                stack.push_async_callback(weekly_llm.aclose)
+            service = CommandService(
+                settings, store, pipeline, clock=clock, llm=weekly_llm, cache=store
+            )
             senders: dict[str, Sender] = {}
             if settings.telegram_bot_token is not None:
                 from bot.telegram import TelegramAdapter
@@ -183,7 +189,16 @@ async def run(
                     stack.push_async_callback(webhook.aclose)
                     await register_webhooks(store, webhook, settings)
                     senders[webhook.platform] = webhook
-            scheduler = Scheduler(settings, store, pipeline, senders, clock, worker=worker)
+            scheduler = Scheduler(
+                settings,
+                store,
+                pipeline,
+                senders,
+                clock,
+                worker=worker,
+                llm=weekly_llm,
+                cache=store,
+            )
             background.append(asyncio.create_task(scheduler.run(stop)))
             from bot.alerts import run_release_alerts
 
