@@ -5,7 +5,8 @@ than patch the library, the stand-in serves those host names itself: `connector(
 aiohttp connector whose resolver sends both names to 127.0.0.1 and which trusts the stand-in's
 own certificate authority. Everything else (routes, headers, status codes, limits) is Discord's:
 
-- webhooks (`POST /webhooks/{id}/{token}`) and channel messages with Discord's message limits;
+- webhooks (`POST /webhooks/{id}/{token}`) and channel messages with Discord's message limits,
+  as JSON or as multipart uploads (`payload_json` + `files[n]`, at most 10 MiB per file);
 - 5 requests / 2 s per webhook, answered with 429 JSON and the X-RateLimit headers discord.py reads;
 - 404 `Unknown Webhook` (10015) for a deleted webhook, 403/404 for a channel the bot cannot use;
 - login (`/users/@me`, `/oauth2/applications/@me`), command sync, interaction callbacks and
@@ -38,6 +39,7 @@ HOSTS = ("discord.com", "gateway.discord.gg")
 APPLICATION_ID = 1_200_000_000_000_000_001
 BOT_USER_ID = 1_200_000_000_000_000_001
 EPHEMERAL = 1 << 6
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 MANAGE_CHANNELS = 1 << 4
 SEND_MESSAGES = 1 << 11
 
@@ -89,7 +91,8 @@ def message_errors(payload: dict[str, Any]) -> dict[str, Any] | None:
         problems["embeds"] = "Embed size exceeds maximum size of 6000"
     if problems:
         return {"message": "Invalid Form Body", "code": 50035, "errors": problems}
-    if not content and not embeds and not payload.get("components") and not payload.get("poll"):
+    has_body = content or embeds or payload.get("attachments")
+    if not has_body and not payload.get("components") and not payload.get("poll"):
         return {"message": "Cannot send an empty message", "code": 50006}
     return None
 
@@ -154,6 +157,15 @@ class Recorded:
 
 
 @dataclass
+class Attachment:
+    """A file uploaded with a message."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
 class Message:
     """A message as a reader would see it."""
 
@@ -163,6 +175,30 @@ class Message:
     loading: bool = False
     deleted: bool = False
     payload: dict[str, Any] = field(default_factory=dict)
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+async def read_message_body(request: web.Request) -> tuple[dict[str, Any], list[Attachment]]:
+    """A message body as Discord reads it: JSON, or multipart with `payload_json` and files."""
+    if not request.content_type.startswith("multipart/"):
+        return await request.json(), []
+    payload: dict[str, Any] = {}
+    files: list[Attachment] = []
+    reader = await request.multipart()
+    async for part in reader:
+        if not isinstance(part, aiohttp.BodyPartReader):
+            continue
+        if part.name == "payload_json":
+            payload = json.loads(await part.text())
+        elif part.filename:
+            content_type = part.headers.get(aiohttp.hdrs.CONTENT_TYPE, "")
+            files.append(Attachment(part.filename, content_type, bytes(await part.read())))
+    return payload, files
+
+
+def too_large(files: list[Attachment]) -> bool:
+    """True when a file is beyond Discord's upload limit."""
+    return any(len(f.data) > MAX_ATTACHMENT_BYTES for f in files)
 
 
 @dataclass
@@ -230,7 +266,7 @@ class FakeDiscord:
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> FakeDiscord:
-        app = web.Application(middlewares=[self._via_header])
+        app = web.Application(middlewares=[self._via_header], client_max_size=16 * 1024 * 1024)
         app.router.add_get("/", self._gateway_socket)
         app.router.add_get(f"{API}/gateway", self._gateway_url)
         app.router.add_get(f"{API}/gateway/bot", self._gateway_url)
@@ -435,24 +471,30 @@ class FakeDiscord:
         if not self._authorised(request):
             return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         channel_id = int(request.match_info["channel"])
-        payload = await request.json()
+        payload, files = await read_message_body(request)
         access = self._channels.get(channel_id, "deleted")
         if access == "deleted":
             return self._error("channel", str(channel_id), payload, 404, "Unknown Channel", 10003)
         if access == "forbidden":
             return self._error("channel", str(channel_id), payload, 403, "Missing Access", 50001)
+        if too_large(files):
+            return self._error(
+                "channel", str(channel_id), payload, 413, "Request entity too large", 40005
+            )
         invalid = message_errors(payload)
         if invalid:
             self._record("channel", str(channel_id), payload, 400)
             return _json(invalid, status=400)
-        message = Message(snowflake(), payload.get("content") or "", payload=payload)
+        message = Message(
+            snowflake(), payload.get("content") or "", payload=payload, attachments=files
+        )
         self.channel_messages[channel_id].append(message)
         self._record("channel", str(channel_id), payload, 200)
         return _json(self._message_json(message, channel_id, BOT_USER_ID, None))
 
     async def _execute_webhook(self, request: web.Request) -> web.Response:
         hook_id, token = int(request.match_info["id"]), request.match_info["token"]
-        payload = await request.json()
+        payload, files = await read_message_body(request)
         if token in self._interactions and hook_id == APPLICATION_ID:
             return self._followup(token, payload)
         hook = self._webhooks.get(hook_id)
@@ -473,11 +515,18 @@ class FakeDiscord:
         if isinstance(limited, web.Response):
             self._record("webhook", str(hook_id), payload, 429)
             return limited
+        if too_large(files):
+            self._record("webhook", str(hook_id), payload, 413)
+            return _json(
+                {"message": "Request entity too large", "code": 40005}, status=413, headers=limited
+            )
         invalid = message_errors(payload)
         if invalid:
             self._record("webhook", str(hook_id), payload, 400)
             return _json(invalid, status=400, headers=limited)
-        message = Message(snowflake(), payload.get("content") or "", payload=payload)
+        message = Message(
+            snowflake(), payload.get("content") or "", payload=payload, attachments=files
+        )
         hook.messages.append(message)
         self._record("webhook", str(hook_id), payload, 200)
         if request.query.get("wait") in ("1", "true", "True"):
@@ -637,7 +686,17 @@ class FakeDiscord:
             "channel_id": str(channel_id),
             "content": message.content,
             "author": _user(author_id, "aiinfra-digest", bot=True),
-            "attachments": [],
+            "attachments": [
+                {
+                    "id": str(snowflake()),
+                    "filename": item.filename,
+                    "size": len(item.data),
+                    "content_type": item.content_type,
+                    "url": f"https://cdn.discordapp.com/attachments/{channel_id}/{item.filename}",
+                    "proxy_url": f"https://media.discordapp.net/attachments/{channel_id}/x",
+                }
+                for item in message.attachments
+            ],
             "embeds": message.payload.get("embeds", []),
             "mentions": [],
             "mention_roles": [],

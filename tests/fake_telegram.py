@@ -4,7 +4,8 @@ Point a real client at it: `TELEGRAM_API_URL=fake.url` (requests go to `/bot<tok
 It speaks enough of the protocol for python-telegram-bot's Application: getMe, setMyCommands,
 deleteWebhook, getUpdates (feeds scripted updates), sendMessage (validated the way Telegram
 does: length after entity parsing in UTF-16 code units, well-formed entities / HTML /
-MarkdownV2), getChatMember (admins per chat), editMessageText, deleteMessage and friends.
+MarkdownV2), sendPhoto (multipart upload: a PNG of at most 10 MB, caption ≤ 1024; recorded in
+`photos`), getChatMember (admins per chat), editMessageText, deleteMessage and friends.
 
 Failure drills: `blocked` chats answer 403, `missing` chats 400 "chat not found",
 `rate_limit_next()` answers 429 with `retry_after`, `rate_per_second` / `group_per_minute`
@@ -35,6 +36,9 @@ from typing import Any
 from aiohttp import web
 
 MAX_TEXT = 4096
+MAX_CAPTION = 1024
+MAX_PHOTO_BYTES = 10 * 1000 * 1000
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ENTITY_TYPES = {
     "mention",
     "hashtag",
@@ -109,6 +113,18 @@ class SentMessage:
 
 
 @dataclass
+class SentPhoto:
+    """One photo the stand-in accepted (sendPhoto with an uploaded file)."""
+
+    message_id: int
+    chat_id: str
+    png: bytes
+    filename: str | None
+    caption: str
+    at: float
+
+
+@dataclass
 class _Failure:
     status: int
     description: str
@@ -134,6 +150,7 @@ class FakeTelegram:
     missing: set[str] = field(default_factory=set)
 
     sent: list[SentMessage] = field(default_factory=list, init=False)
+    photos: list[SentPhoto] = field(default_factory=list, init=False)
     requests: Counter[str] = field(default_factory=Counter, init=False)
     too_many_requests: int = field(default=0, init=False)
     rejected: list[tuple[str, str]] = field(default_factory=list, init=False)
@@ -474,6 +491,57 @@ class FakeTelegram:
         self.sent.append(record)
         return self._message_json(record)
 
+    async def _m_sendPhoto(self, params: Mapping[str, Any]) -> Any:
+        chat_id = str(params.get("chat_id"))
+        refusal = self._chat_refusal("sendPhoto", chat_id)
+        if refusal is not None:
+            return refusal
+        upload = params.get("photo")
+        if not isinstance(upload, web.FileField):
+            # A file_id or URL is not what the bot sends; only uploads are accepted here.
+            return self._reject("sendPhoto", "Bad Request: there is no photo in the request")
+        data = upload.file.read()
+        if len(data) > MAX_PHOTO_BYTES:
+            return self._reject("sendPhoto", "Bad Request: PHOTO_INVALID_DIMENSIONS")
+        if not data.startswith(PNG_SIGNATURE):
+            return self._reject("sendPhoto", "Bad Request: IMAGE_PROCESS_FAILED")
+        caption = str(params.get("caption") or "")
+        if utf16_len(caption) > MAX_CAPTION:
+            return self._reject("sendPhoto", "Bad Request: message caption is too long")
+        limited = self._rate_limited(chat_id)
+        if limited is not None:
+            return limited
+        record = SentPhoto(
+            message_id=next(self._message_ids[chat_id]),
+            chat_id=chat_id,
+            png=data,
+            filename=upload.filename,
+            caption=caption,
+            at=time.monotonic(),
+        )
+        self.photos.append(record)
+        kind = "private" if not chat_id.startswith("-") else "supergroup"
+        return {
+            "message_id": record.message_id,
+            "date": int(time.time()),
+            "chat": {"id": int(chat_id), "type": kind},
+            "from": {"id": self.bot_id, "is_bot": True, "first_name": "AI Infra Digest"},
+            "photo": [
+                {
+                    "file_id": f"photo-{chat_id}-{record.message_id}",
+                    "file_unique_id": f"u{chat_id}{record.message_id}",
+                    "width": 1200,
+                    "height": 800,
+                    "file_size": len(data),
+                }
+            ],
+            **({"caption": caption} if caption else {}),
+        }
+
+    def photos_to(self, chat_id: str | int) -> list[SentPhoto]:
+        """The photos accepted for one chat, oldest first."""
+        return [p for p in self.photos if p.chat_id == str(chat_id)]
+
     async def _m_editMessageText(self, params: Mapping[str, Any]) -> Any:
         chat_id = str(params.get("chat_id"))
         message_id = int(params.get("message_id") or 0)
@@ -567,7 +635,11 @@ async def _params(request: web.Request) -> dict[str, Any]:
         else:
             form = await request.post()
             for key, field_value in form.items():
-                params[key] = field_value if isinstance(field_value, str) else str(field_value)
+                # Uploaded files (sendPhoto) stay files; other fields are text.
+                if isinstance(field_value, str | web.FileField):
+                    params[key] = field_value
+                else:
+                    params[key] = str(field_value)
     for key in (
         "entities",
         "reply_markup",
