@@ -21,12 +21,13 @@ from pydantic import SecretStr
 from store_backends import BACKENDS, isolated_database
 from synthetic_days import REPOS, archive_day, day_activity, days_ending, repo_day
 from telegram import Bot
+from telegram.error import TelegramError
 
 from bot.delivery import fan_out
 from bot.discord_bot import DiscordWebhookSender, discord_channel_sender
 from bot.pipeline import Pipeline
 from bot.scheduler import Scheduler
-from bot.senders import PhotoSender, photo_sender
+from bot.senders import ChatGone, PhotoSender, photo_sender
 from bot.service import NO_WEEKLY, ChatContext, CommandService
 from bot.settings import Settings, load_settings
 from bot.store import WEEKLY, Store
@@ -427,3 +428,53 @@ async def test_no_weekly_post_on_other_days_of_the_week(week: Week, telegram: Fa
     assert tick.delivery is not None and tick.delivery.sent == 1
     assert tick.weekly is None
     assert weekly_posts(telegram, "1") == []
+
+
+# -- edges ----------------------------------------------------------------------------------------
+
+
+async def test_weekly_of_a_stale_archive_is_not_shown_as_this_week(
+    store: Store, pipeline: Pipeline
+) -> None:
+    three_weeks_later = MONDAY_MORNING + timedelta(days=21)
+    service = CommandService(
+        Settings(digest_repos=list(REPOS)), store, pipeline, clock=lambda: three_weeks_later
+    )
+
+    async def never() -> bool:
+        raise AssertionError("no administrator check for reading")
+
+    ctx = ChatContext("telegram", "42", "private", "42", never)
+    assert (await service.handle(ctx, "weekly", "")).text == NO_WEEKLY
+    refused = await service.handle(ctx, "weekly", "on vllm")
+    assert refused.ephemeral and refused.text.startswith("用法：/weekly")
+
+
+async def test_a_photo_caption_is_cut_to_telegrams_limit_and_only_pngs_are_accepted(
+    telegram: FakeTelegram, sender: TelegramSender
+) -> None:
+    png = render_png()
+    await sender.send_photo("5", png, "图" * 1500 + "😀")
+    [photo] = telegram.photos_to("5")
+    assert utf16_len(photo.caption) <= 1024 and photo.caption.endswith("…")
+    assert photo.png == png
+    with pytest.raises(ValueError):
+        await sender.send_photo("5", b"\x89PNG" + bytes(11_000_000), "")
+    with pytest.raises(TelegramError):
+        await sender.send_photo("5", b"GIF89a not a png", "")
+    assert len(telegram.photos) == 1
+
+
+async def test_a_blocked_chat_refuses_the_photo_as_gone(
+    telegram: FakeTelegram, sender: TelegramSender
+) -> None:
+    telegram.blocked.add("9")
+    with pytest.raises(ChatGone):
+        await sender.send_photo("9", render_png(), "x")
+
+
+def render_png() -> bytes:
+    """A small real PNG."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), "white").save(buffer, format="PNG")
+    return buffer.getvalue()
