@@ -219,11 +219,18 @@ async def test_two_concurrent_workers_claim_each_delivery_exactly_once(db: TestD
     chats = [await subscribe(first, str(i)) for i in range(120)]
     await first.ensure_deliveries(DAY, chats)
 
+    # Both hold a first batch before either marks one, so both take part whatever the timing.
+    both_claimed = asyncio.Barrier(2)
+
     async def work(store: Store, name: str) -> list[str]:
         got: list[str] = []
+        first_round = True
         while claims := await store.claim_deliveries(
             DAY, platform="telegram", worker=name, limit=7, lease_seconds=60, due_before=None
         ):
+            if first_round:
+                await both_claimed.wait()
+                first_round = False
             for claim in claims:
                 got.append(claim.chat_id)
                 assert await store.mark_delivered(claim, [f"m{claim.chat_id}"])

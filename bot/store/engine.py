@@ -54,9 +54,11 @@ def _sqlite_events(engine: AsyncEngine, *, wal: bool) -> None:
         # BEGIN ourselves (see `_begin`), so turn its own handling off.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # First: switching to WAL needs the database to itself, so it must wait, not fail, while
+        # another instance starting at the same moment holds it.
+        cursor.execute("PRAGMA busy_timeout=30000")
         if wal:
             cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
