@@ -327,9 +327,11 @@ class _Broadcast:
             else:
                 self.result.taken_over += 1
                 log.warning("delivery %s:%s was taken over while sending", *chat.key)
-            # Several messages count against the platform budget too.
-            for _ in range(len(message_ids) - 1):
-                await self.limiter.acquire()
+            # Several messages count against the platform budget too, unless the sender paces
+            # each message itself.
+            if not getattr(self.sender, "paces_messages", False):
+                for _ in range(len(message_ids) - 1):
+                    await self.limiter.acquire()
             if marked and chat.chart and self.chart is not None:
                 await self._send_chart(chat, self.chart)
             return

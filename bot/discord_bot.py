@@ -438,6 +438,8 @@ class DiscordChannelSender:
 
     platform = PLATFORM
     rate_per_second = BOT_MESSAGES_PER_SECOND
+    # Each message is paced here (and by discord.py's buckets); the fan-out need not count them.
+    paces_messages = True
 
     def __init__(self, client: discord.Client) -> None:
         self._client = client
@@ -544,6 +546,8 @@ class DiscordWebhookSender:
 
     platform = WEBHOOK_PLATFORM
     rate_per_second = GLOBAL_REQUESTS_PER_SECOND
+    # Each message is paced here (per webhook and globally); the fan-out need not count them.
+    paces_messages = True
 
     def __init__(
         self,
