@@ -122,6 +122,28 @@ def _claim(row: RowMapping) -> DeliveryClaim:
     )
 
 
+def _sent(message_ids: list[str], now: datetime | None) -> dict[str, Any]:
+    """What a finished claim (delivery or alert) records once its message went out."""
+    return {
+        "status": SENT,
+        "message_ids": json.dumps([str(m) for m in message_ids]),
+        "sent_at": now or utcnow(),
+        "lease_until": None,
+        "retry_at": None,
+        "last_error": None,
+    }
+
+
+def _failed(error: str, *, final: bool, retry_at: datetime | None) -> dict[str, Any]:
+    """What a failed attempt records: given up (`final`), or pending again from `retry_at`."""
+    return {
+        "status": FAILED if final else PENDING,
+        "last_error": error[:_ERROR_LIMIT],
+        "lease_until": None,
+        "retry_at": None if final else retry_at,
+    }
+
+
 def _written_by(digest: Digest) -> dict[str, str]:
     return {
         s.repo: f"model:{s.model}" if s.written_by == "model" and s.model else s.written_by
@@ -497,6 +519,72 @@ class Store:
         async with self._read() as conn:
             return {str(p): int(n) for p, n in (await conn.execute(query)).all()}
 
+    # -- leased claims: one protocol for deliveries and release alerts ---------------------
+
+    async def _claim_rows(
+        self,
+        table: sa.Table,
+        where: Sequence[sa.ColumnElement[bool]],
+        *,
+        worker: str,
+        limit: int,
+        lease_seconds: float,
+        now: datetime,
+    ) -> list[RowMapping]:
+        """Claim up to `limit` claimable rows of `table` matching `where` for `worker`.
+
+        Claimable: pending ones whose retry time has come, and ones whose lease expired (a
+        crashed worker's). Each claim counts as an attempt. The rows, in id order.
+        """
+        c = table.c
+        claimable = sa.or_(
+            sa.and_(c.status == PENDING, sa.or_(c.retry_at.is_(None), c.retry_at <= now)),
+            sa.and_(c.status == SENDING, c.lease_until <= now),
+        )
+        query = sa.select(c.id).where(claimable, *where).order_by(c.id).limit(limit)
+        if self._dialect == "postgresql":
+            # Concurrent workers each take rows the others have not locked, never the same.
+            query = query.with_for_update(skip_locked=True)
+        async with self._write() as conn:
+            ids = list((await conn.execute(query)).scalars())
+            if not ids:
+                return []
+            stmt = (
+                sa.update(table)
+                .where(c.id.in_(ids))
+                .values(
+                    status=SENDING,
+                    claimed_by=worker,
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    attempts=c.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(*table.c)
+            )
+            rows = list((await conn.execute(stmt)).mappings())
+        return sorted(rows, key=lambda row: int(row["id"]))
+
+    async def _finish_claim(
+        self, table: sa.Table, claim: DeliveryClaim | AlertClaim, values: Mapping[str, Any]
+    ) -> RowMapping | None:
+        """Update the claimed row with `values` if the claim is still this worker's.
+
+        None when it is not: another worker took over the expired lease (the attempt count
+        moved on) or the row was finished already.
+        """
+        c = table.c
+        owned = sa.and_(
+            c.id == claim.id,
+            c.status == SENDING,
+            c.claimed_by == claim.worker,
+            c.attempts == claim.attempts,
+        )
+        stmt = (
+            sa.update(table).where(owned).values(**values, updated_at=utcnow()).returning(*table.c)
+        )
+        async with self._write() as conn:
+            return (await conn.execute(stmt)).mappings().first()
+
     # -- deliveries ------------------------------------------------------------------------
 
     async def ensure_deliveries(
@@ -563,75 +651,22 @@ class Store:
         """
         now = now or utcnow()
         c = deliveries.c
-        claimable = sa.or_(
-            sa.and_(c.status == PENDING, sa.or_(c.retry_at.is_(None), c.retry_at <= now)),
-            sa.and_(c.status == SENDING, c.lease_until <= now),
-        )
-        query = (
-            sa.select(c.id)
-            .where(c.day == day, c.kind == kind, claimable)
-            .order_by(c.id)
-            .limit(limit)
-        )
+        where = [c.day == day, c.kind == kind]
         if platform is not None:
-            query = query.where(c.platform == platform)
+            where.append(c.platform == platform)
         if due_before is not None:
-            query = query.where(sa.or_(c.due_at.is_(None), c.due_at <= due_before))
-        if self._dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        async with self._write() as conn:
-            ids = list((await conn.execute(query)).scalars())
-            if not ids:
-                return []
-            stmt = (
-                sa.update(deliveries)
-                .where(c.id.in_(ids))
-                .values(
-                    status=SENDING,
-                    claimed_by=worker,
-                    lease_until=now + timedelta(seconds=lease_seconds),
-                    attempts=c.attempts + 1,
-                    updated_at=now,
-                )
-                .returning(*deliveries.c)
-            )
-            claims = [_claim(row) for row in (await conn.execute(stmt)).mappings()]
-        return sorted(claims, key=lambda claim: claim.id)
-
-    def _owned(self, claim: DeliveryClaim) -> Any:
-        c = deliveries.c
-        return sa.and_(
-            c.id == claim.id,
-            c.status == SENDING,
-            c.claimed_by == claim.worker,
-            c.attempts == claim.attempts,
+            where.append(sa.or_(c.due_at.is_(None), c.due_at <= due_before))
+        rows = await self._claim_rows(
+            deliveries, where, worker=worker, limit=limit, lease_seconds=lease_seconds, now=now
         )
-
-    async def _finish(self, claim: DeliveryClaim, values: Mapping[str, Any]) -> bool:
-        stmt = (
-            sa.update(deliveries)
-            .where(self._owned(claim))
-            .values(**values, updated_at=utcnow())
-            .returning(deliveries.c.id)
-        )
-        async with self._write() as conn:
-            return (await conn.execute(stmt)).first() is not None
+        return [_claim(row) for row in rows]
 
     async def mark_delivered(
         self, claim: DeliveryClaim, message_ids: list[str], *, now: datetime | None = None
     ) -> bool:
         """Record the delivery as sent; False when the claim was no longer this worker's."""
-        return await self._finish(
-            claim,
-            {
-                "status": SENT,
-                "message_ids": json.dumps([str(m) for m in message_ids]),
-                "sent_at": now or utcnow(),
-                "lease_until": None,
-                "retry_at": None,
-                "last_error": None,
-            },
-        )
+        sent = _sent(message_ids, now)
+        return await self._finish_claim(deliveries, claim, sent) is not None
 
     async def mark_failed(
         self,
@@ -645,41 +680,25 @@ class Store:
 
         False when the claim was no longer this worker's.
         """
-        return await self._finish(
-            claim,
-            {
-                "status": FAILED if final else PENDING,
-                "last_error": error[:_ERROR_LIMIT],
-                "lease_until": None,
-                "retry_at": None if final else retry_at,
-            },
-        )
+        failed = _failed(error, final=final, retry_at=retry_at)
+        return await self._finish_claim(deliveries, claim, failed) is not None
 
     async def release_claim(self, claim: DeliveryClaim) -> bool:
         """Hand back an untried claim (shutting down): pending again, the attempt not counted."""
-        return await self._finish(
-            claim,
-            {
-                "status": PENDING,
-                "claimed_by": None,
-                "lease_until": None,
-                "attempts": deliveries.c.attempts - 1,
-            },
-        )
+        values = {
+            "status": PENDING,
+            "claimed_by": None,
+            "lease_until": None,
+            "attempts": deliveries.c.attempts - 1,
+        }
+        return await self._finish_claim(deliveries, claim, values) is not None
 
     async def renew_claim(
         self, claim: DeliveryClaim, lease_seconds: float, *, now: datetime | None = None
     ) -> DeliveryClaim | None:
         """Extend this worker's lease; None when the claim was lost (taken over or finished)."""
         lease_until = (now or utcnow()) + timedelta(seconds=lease_seconds)
-        stmt = (
-            sa.update(deliveries)
-            .where(self._owned(claim))
-            .values(lease_until=lease_until, updated_at=utcnow())
-            .returning(*deliveries.c)
-        )
-        async with self._write() as conn:
-            row = (await conn.execute(stmt)).mappings().first()
+        row = await self._finish_claim(deliveries, claim, {"lease_until": lease_until})
         return None if row is None else _claim(row)
 
     async def delivery_counts(self, day: date, *, kind: str = DAILY) -> dict[str, int]:
@@ -1133,66 +1152,18 @@ class Store:
     ) -> list[AlertClaim]:
         """Claim up to `limit` due alerts (pending, or their claim expired) for `worker`."""
         now = now or utcnow()
-        c = alerts.c
-        claimable = sa.or_(
-            sa.and_(c.status == PENDING, sa.or_(c.retry_at.is_(None), c.retry_at <= now)),
-            sa.and_(c.status == SENDING, c.lease_until <= now),
+        where = [] if platforms is None else [alerts.c.platform.in_(list(platforms))]
+        rows = await self._claim_rows(
+            alerts, where, worker=worker, limit=limit, lease_seconds=lease_seconds, now=now
         )
-        query = sa.select(c.id).where(claimable).order_by(c.id).limit(limit)
-        if platforms is not None:
-            query = query.where(c.platform.in_(list(platforms)))
-        if self._dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        async with self._write() as conn:
-            ids = list((await conn.execute(query)).scalars())
-            if not ids:
-                return []
-            stmt = (
-                sa.update(alerts)
-                .where(c.id.in_(ids))
-                .values(
-                    status=SENDING,
-                    claimed_by=worker,
-                    lease_until=now + timedelta(seconds=lease_seconds),
-                    attempts=c.attempts + 1,
-                    updated_at=now,
-                )
-                .returning(*alerts.c)
-            )
-            claims = [_alert_claim(row) for row in (await conn.execute(stmt)).mappings()]
-        return sorted(claims, key=lambda claim: claim.id)
-
-    async def _finish_alert(self, claim: AlertClaim, values: Mapping[str, Any]) -> bool:
-        c = alerts.c
-        stmt = (
-            sa.update(alerts)
-            .where(
-                c.id == claim.id,
-                c.status == SENDING,
-                c.claimed_by == claim.worker,
-                c.attempts == claim.attempts,
-            )
-            .values(**values, updated_at=utcnow())
-            .returning(c.id)
-        )
-        async with self._write() as conn:
-            return (await conn.execute(stmt)).first() is not None
+        return [_alert_claim(row) for row in rows]
 
     async def mark_alert_sent(
         self, claim: AlertClaim, message_ids: list[str], *, now: datetime | None = None
     ) -> bool:
         """Record the alert as sent; False when the claim was no longer this worker's."""
-        return await self._finish_alert(
-            claim,
-            {
-                "status": SENT,
-                "message_ids": json.dumps([str(m) for m in message_ids]),
-                "sent_at": now or utcnow(),
-                "lease_until": None,
-                "retry_at": None,
-                "last_error": None,
-            },
-        )
+        sent = _sent(message_ids, now)
+        return await self._finish_claim(alerts, claim, sent) is not None
 
     async def mark_alert_failed(
         self,
@@ -1203,15 +1174,8 @@ class Store:
         retry_at: datetime | None = None,
     ) -> bool:
         """Record a failed attempt: `final` gives up; otherwise pending again from `retry_at`."""
-        return await self._finish_alert(
-            claim,
-            {
-                "status": FAILED if final else PENDING,
-                "last_error": error[:_ERROR_LIMIT],
-                "lease_until": None,
-                "retry_at": None if final else retry_at,
-            },
-        )
+        failed = _failed(error, final=final, retry_at=retry_at)
+        return await self._finish_claim(alerts, claim, failed) is not None
 
     async def alert_status(self, platform: str, chat_id: str, repo: str, tag: str) -> str | None:
         """The status of one chat's alert of one release, or None when there is none."""
