@@ -83,6 +83,10 @@ class CommandHandler(Protocol):
         """Answer one command."""
         ...
 
+    async def tracked_repos(self) -> Sequence[str]:
+        """The repositories autocomplete offers (the current tracked set)."""
+        ...
+
 
 # --- commands ----------------------------------------------------------------------------------
 
@@ -223,7 +227,6 @@ async def answer(
 def build_tree(
     client: discord.Client,
     service: CommandHandler,
-    tracked: Sequence[str],
     *,
     defer_after: float = DEFER_AFTER,
 ) -> app_commands.CommandTree[discord.Client]:
@@ -232,20 +235,20 @@ def build_tree(
         client, allowed_contexts=_ALL_BUT_GROUP_DMS
     )
     about = dict(COMMAND_MENU)
-    repos = list(tracked)
 
     async def run(interaction: discord.Interaction, command: str, *values: str | None) -> None:
         await answer(interaction, service, command, join_args(*values), defer_after=defer_after)
 
+    # The tracked set comes from the service: DIGEST_REPOS and the repositories chats added.
     async def complete_repo(
         _interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        return repo_choices(repos, current)
+        return repo_choices(await service.tracked_repos(), current)
 
     async def complete_repos(
         _interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        return repo_list_choices(repos, current)
+        return repo_list_choices(await service.tracked_repos(), current)
 
     @tree.command(name="digest", description=about["digest"][:100])
     @app_commands.rename(day="date")
@@ -334,6 +337,12 @@ def build_tree(
     async def untrack(interaction: discord.Interaction, repo: str) -> None:
         await run(interaction, "untrack", repo)
 
+    @tree.command(name="status", description="运维：今天的运行状态（仅 ADMIN_USER_IDS）")
+    @app_commands.default_permissions(administrator=True)
+    async def status(interaction: discord.Interaction) -> None:
+        # Hidden from ordinary members; whether the asker is an operator is the service's call.
+        await run(interaction, "status")
+
     @tree.command(name="repos", description=about["repos"][:100])
     async def repos_(interaction: discord.Interaction) -> None:
         await run(interaction, "repos")
@@ -351,7 +360,6 @@ class DigestBot(discord.Client):
     def __init__(
         self,
         service: CommandHandler,
-        tracked: Sequence[str],
         *,
         connector: aiohttp.BaseConnector | None = None,
         defer_after: float = DEFER_AFTER,
@@ -362,7 +370,7 @@ class DigestBot(discord.Client):
             connector=connector,
             max_ratelimit_timeout=MAX_RATELIMIT_WAIT,
         )
-        self.tree = build_tree(self, service, tracked, defer_after=defer_after)
+        self.tree = build_tree(self, service, defer_after=defer_after)
         self.sender = DiscordChannelSender(self)
 
     async def setup_hook(self) -> None:
@@ -375,7 +383,7 @@ def make_bot(
     settings: Settings, service: CommandHandler, *, connector: aiohttp.BaseConnector | None = None
 ) -> DigestBot:
     """The bot for `run_discord`; its `sender` posts the daily digest to subscribed channels."""
-    return DigestBot(service, settings.digest_repos, connector=connector)
+    return DigestBot(service, connector=connector)
 
 
 async def run_discord(

@@ -24,7 +24,13 @@ from collectors.cache import KeyValueCache
 from collectors.window import today as local_today
 from summarizer.digest import NO_UPDATES, Digest, render_markdown
 from summarizer.llm import LLMClient
-from summarizer.watch import MAX_WATCHES, MAX_WORD_CHARS, WatchWordError, parse_words
+from summarizer.watch import (
+    MAX_WATCHES,
+    MAX_WORD_CHARS,
+    WatchWordError,
+    parse_words,
+    with_watch_section,
+)
 from summarizer.weekly import WEEK_DAYS, render_weekly_markdown
 
 log = logging.getLogger(__name__)
@@ -40,6 +46,9 @@ MAX_DIGEST_TOKENS = 9
 # On-demand generation costs GitHub and model quota; archived days of any age are still served.
 ON_DEMAND_DAYS = 90
 RENDER_CACHE_SIZE = 512
+# Autocomplete asks on every keystroke; the tracked set changes rarely (and this instance's own
+# additions are seen at once), so it is re-read from the store at most this often.
+TRACKED_TTL = timedelta(seconds=30)
 
 PROGRESS_TEXT = "正在生成…"
 USAGE_DIGEST = "用法：/digest [仓库] [YYYY-MM-DD]，例如 /digest vllm 2026-02-04"
@@ -219,6 +228,10 @@ def parse_day(token: str) -> date | None:
         raise _Refused(f"日期“{echo(token)}”不存在。{USAGE_DIGEST}") from None
 
 
+# (day, view, repos, watch words) of a rendered /digest answer.
+_RenderKey = tuple[date, str, tuple[str, ...] | None, tuple[str, ...]]
+
+
 @dataclass(frozen=True)
 class DigestRequest:
     """A parsed `/digest`: the day (None = latest) and the named repositories (tracked order)."""
@@ -249,9 +262,12 @@ class CommandService:
         self._cache = cache
         self._weeks: dict[tuple[date, tuple[str, ...]], asyncio.Task[str | None]] = {}
         self._tracked: tuple[str, ...] = tuple(settings.digest_repos)
+        self._tracked_until: datetime | None = None  # when `_tracked` should be read again
+        self._tracked_read: asyncio.Task[tuple[str, ...]] | None = None
         self._checker = RepoChecker.from_settings(settings)  # asks GitHub about new repositories
-        # Rendered text per (day, view, repos), valid while the pipeline hands back the same Digest.
-        self._rendered: OrderedDict[tuple[date, str, tuple[str, ...] | None], tuple[Digest, str]]
+        # Rendered text per (day, view, repos, watch words), valid while the pipeline hands back
+        # the same Digest.
+        self._rendered: OrderedDict[_RenderKey, tuple[Digest, str]]
         self._rendered = OrderedDict()
         self._inflight: dict[tuple[date, tuple[str, ...] | None], asyncio.Task[Digest]] = {}
         self._handlers: dict[str, Callable[[ChatContext, str, Progress | None], Awaitable[Reply]]]
@@ -293,10 +309,35 @@ class CommandService:
             return Reply(f"未知命令 /{echo(name)}，发送 /help 查看用法。", ephemeral=True)
         try:
             # DIGEST_REPOS plus the repositories chats added: names resolve against all of them.
-            self._tracked = tuple(await tracked_set(self._store, self._settings.digest_repos))
+            await self._read_tracked()
             return await handler(ctx, args.strip(), progress)
         except _Refused as refused:
             return Reply(refused.text, ephemeral=True)
+
+    async def tracked_repos(self) -> tuple[str, ...]:
+        """The tracked set (DIGEST_REPOS, then added repositories), e.g. for autocomplete.
+
+        Re-read from the store at most every TRACKED_TTL; when the store fails, the last known set.
+        """
+        until = self._tracked_until
+        if until is not None and self._clock() < until:
+            return self._tracked
+        if self._tracked_read is None:
+            # Keystrokes arrive together: concurrent askers share one read.
+            read = asyncio.ensure_future(self._read_tracked())
+            read.add_done_callback(lambda _t: setattr(self, "_tracked_read", None))
+            self._tracked_read = read
+        try:
+            return await asyncio.shield(self._tracked_read)
+        except Exception:
+            log.warning("the tracked repositories could not be read", exc_info=True)
+            return self._tracked
+
+    async def _read_tracked(self) -> tuple[str, ...]:
+        """Read the tracked set from the store into `_tracked` (fresh for TRACKED_TTL)."""
+        self._tracked = tuple(await tracked_set(self._store, self._settings.digest_repos))
+        self._tracked_until = self._clock() + TRACKED_TTL
+        return self._tracked
 
     # -- /digest -----------------------------------------------------------------------------
 
@@ -330,6 +371,8 @@ class CommandService:
             view, repos = "sections", request.repos
         else:
             view, repos = "digest", await self._chat_repos(ctx)
+        # The whole-subscription view is the chat's daily post: with its `### 关注` section.
+        words = await self._store.watches_of(ctx.platform, ctx.chat_id) if view == "digest" else ()
         if not await self._pipeline.has_digest(day):
             if day < today - timedelta(days=ON_DEMAND_DAYS):
                 raise _Refused(
@@ -342,7 +385,7 @@ class CommandService:
         except Exception:
             log.exception("digest of %s for %s could not be made", day, repos or "all")
             return Reply(GENERATION_FAILED, ephemeral=True)
-        return Reply(self._render(digest, day, view, repos))
+        return Reply(await self._render(digest, day, view, repos, words))
 
     async def _default_day(self, today: date) -> date:
         """The latest digest: the archived day if it is yesterday or the day before, else yesterday.
@@ -375,18 +418,39 @@ class CommandService:
             task.add_done_callback(lambda _t: self._inflight.pop(key, None))
         return await asyncio.shield(task)
 
-    def _render(self, digest: Digest, day: date, view: str, repos: tuple[str, ...] | None) -> str:
+    async def _render(
+        self,
+        digest: Digest,
+        day: date,
+        view: str,
+        repos: tuple[str, ...] | None,
+        words: tuple[str, ...] = (),
+    ) -> str:
         """Render (cached while the pipeline returns the same Digest object)."""
-        key = (day, view, repos)
+        key = (day, view, repos, words)
         cached = self._rendered.get(key)
         if cached is not None and cached[0] is digest:
             self._rendered.move_to_end(key)
             return cached[1]
-        text = render_markdown(digest) if view == "digest" else render_sections(digest, repos or ())
+        if view == "digest":
+            text = render_markdown(await self._with_watches(digest, day, words))
+        else:
+            text = render_sections(digest, repos or ())
         self._rendered[key] = (digest, text)
         while len(self._rendered) > RENDER_CACHE_SIZE:
             self._rendered.popitem(last=False)
         return text
+
+    async def _with_watches(self, digest: Digest, day: date, words: tuple[str, ...]) -> Digest:
+        """The digest with the chat's `### 关注` section, as in its daily post (if it watches)."""
+        if not words:
+            return digest
+        # Matched over the day's whole activity, as the daily post does: every repository.
+        activity = await self._store.load_activity(day)
+        if activity is None:
+            log.warning("no archived activity of %s: /digest is shown without 关注", day)
+            return digest
+        return with_watch_section(digest, activity, words)
 
     # -- the week and the picture of the day ----------------------------------------------------
 

@@ -26,6 +26,7 @@ from fake_discord import (
     utf16_len,
     would_ping,
 )
+from fake_github import FakeGitHub
 
 from bot.discord_bot import (
     PLATFORM,
@@ -50,6 +51,9 @@ from summarizer.digest import Digest, Section, render_markdown
 
 DAY = date(2026, 2, 4)
 NOW = datetime(2026, 2, 5, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+# A Discord user listed in ADMIN_USER_IDS; the interactions' default user is not.
+OPERATOR = 1_230_000_000_000_000_077
+ADMINISTRATOR = "8"  # Discord's permission bit for default_member_permissions
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -296,7 +300,7 @@ class NoCommands:
 
 async def test_a_rejected_bot_token_ends_run_discord_with_login_failure(fake: FakeDiscord) -> None:
     settings = load_settings(discord_bot_token="not-the-token")
-    bot = DigestBot(NoCommands(), settings.digest_repos, connector=fake.connector())
+    bot = DigestBot(NoCommands(), connector=fake.connector())
     with pytest.raises(discord.LoginFailure):
         await run_discord(settings, NoCommands(), asyncio.Event(), bot=bot)
 
@@ -399,14 +403,26 @@ async def test_channel_sender_posts_and_a_channel_without_access_is_gone(
 
 
 @pytest.fixture
+async def github() -> AsyncIterator[FakeGitHub]:
+    """GitHub, for `/subscribe owner/name` to check a repository beyond DIGEST_REPOS."""
+    async with FakeGitHub() as server:
+        server.add_repo("triton-lang/triton")
+        yield server
+
+
+@pytest.fixture
 async def running_bot(
-    fake: FakeDiscord, store: Store
+    fake: FakeDiscord, store: Store, github: FakeGitHub
 ) -> AsyncIterator[tuple[FakeDiscord, Store, OneDigest]]:
     service_module = pytest.importorskip("bot.service")
-    settings: Settings = load_settings(discord_bot_token=fake.bot_token)
+    settings: Settings = load_settings(
+        discord_bot_token=fake.bot_token,
+        github_api_url=github.url,
+        admin_user_ids=f"discord:{OPERATOR}",
+    )
     pipeline = OneDigest(long_digest(), delay=0.3)
     service = service_module.CommandService(settings, store, pipeline, clock=lambda: NOW)
-    bot = DigestBot(service, settings.digest_repos, connector=fake.connector(), defer_after=0.1)
+    bot = DigestBot(service, connector=fake.connector(), defer_after=0.1)
     stop = asyncio.Event()
     task = asyncio.create_task(run_discord(settings, service, stop, bot=bot))
     async with asyncio.timeout(5):
@@ -450,11 +466,17 @@ async def test_bot_registers_every_slash_command_with_repository_autocomplete(
         "watches",
         "track",
         "untrack",
+        "status",
         "repos",
         "help",
     }
     options = {option["name"]: option for option in commands["digest"]["options"]}
     assert options["repo"]["autocomplete"] and not options["repo"]["required"]
+    # Operator commands are hidden from ordinary members (server administrators see them).
+    hidden = {name for name, c in commands.items() if c["default_member_permissions"]}
+    assert hidden == {"track", "untrack", "status"}
+    # discord.py sends the bit set as a number; Discord documents a string: compare as text.
+    assert str(commands["status"]["default_member_permissions"]) == ADMINISTRATOR
     assert "date" in options
     assert fake.identify is not None and fake.identify["intents"] == 0
 
@@ -530,3 +552,40 @@ async def test_autocomplete_interaction_is_answered_with_matching_repositories(
         "flashinfer-ai/flashinfer",
         "Dao-AILab/flash-attention",
     ]
+
+
+async def test_status_answers_an_operator_privately_and_anyone_else_as_an_unknown_command(
+    running_bot: tuple[FakeDiscord, Store, OneDigest],
+) -> None:
+    fake, _store, _pipeline = running_bot
+    everyone = SEND_MESSAGES | MANAGE_CHANNELS | int(ADMINISTRATOR)
+    payload = command_interaction("status", permissions=everyone, user_id=OPERATOR)
+    (shown,) = await ask(fake, payload)
+    assert shown.ephemeral and "aiinfra-digest status" in shown.content
+    # A server administrator who is not in ADMIN_USER_IDS gets the service's answer to strangers.
+    (refused,) = await ask(fake, command_interaction("status", permissions=everyone))
+    assert refused.ephemeral and refused.content.startswith("未知命令 /status")
+    (in_dm,) = await ask(fake, command_interaction("status", guild_id=None))
+    assert in_dm.ephemeral and in_dm.content.startswith("未知命令 /status")
+
+
+async def test_autocomplete_offers_a_repository_a_channel_added_with_subscribe(
+    running_bot: tuple[FakeDiscord, Store, OneDigest],
+) -> None:
+    fake, store, _pipeline = running_bot
+
+    async def offered(command: str, option: str, typed: str) -> list[str]:
+        payload = command_interaction(command, {option: typed}, focused=option)
+        await fake.dispatch_interaction(payload)
+        await fake.wait_until(lambda: payload["token"] in fake.autocomplete)
+        return [choice["value"] for choice in fake.autocomplete[payload["token"]]]
+
+    assert await offered("digest", "repo", "trit") == []
+    manager = SEND_MESSAGES | MANAGE_CHANNELS
+    payload = command_interaction("subscribe", {"repos": "triton-lang/triton"}, permissions=manager)
+    (shown,) = await ask(fake, payload)
+    assert "已订阅" in shown.content and "triton-lang/triton" in shown.content
+    assert await offered("digest", "repo", "trit") == ["triton-lang/triton"]
+    assert await offered("unsubscribe", "repos", "vllm TRI") == ["vllm triton-lang/triton"]
+    chat = await store.get_chat(PLATFORM, payload["channel_id"])
+    assert chat is not None and chat.repos == ("triton-lang/triton",)

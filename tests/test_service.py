@@ -11,8 +11,15 @@ import pytest
 from service_support import ARCHIVED_DAY, NOW, ArchivePipeline, archive
 
 from bot.pipeline import Pipeline
-from bot.service import PROGRESS_TEXT, ChatContext, CommandService, Reply, echo
-from bot.settings import Settings
+from bot.service import (
+    PROGRESS_TEXT,
+    TRACKED_TTL,
+    ChatContext,
+    CommandService,
+    Reply,
+    echo,
+)
+from bot.settings import DEFAULT_REPOS, Settings
 from bot.store import Store
 from collectors.github import GitHubClient
 from summarizer.compose import Composer
@@ -411,3 +418,19 @@ async def test_with_the_real_pipeline_an_archived_day_is_answered_without_collec
     assert second.text is first.text  # rendered once, then served from the cache
     assert whole.text.startswith("今日的 AI Infra 的新闻如下。（2026-02-04）")
     assert github.stats.requests == 0
+
+
+# -- the tracked set, for autocomplete ---------------------------------------------------------
+
+
+async def test_tracked_repos_include_added_ones_and_are_read_again_after_a_while(
+    store: Store, pipeline: ArchivePipeline
+) -> None:
+    now = [NOW]
+    service = CommandService(Settings(), store, pipeline, clock=lambda: now[0])
+    assert await service.tracked_repos() == tuple(DEFAULT_REPOS)
+    # Another instance pins a repository: this one sees it once its brief cache runs out.
+    await store.track_repo("triton-lang/triton", by="telegram:1", pinned=True)
+    assert "triton-lang/triton" not in await service.tracked_repos()
+    now[0] += TRACKED_TTL
+    assert await service.tracked_repos() == (*DEFAULT_REPOS, "triton-lang/triton")

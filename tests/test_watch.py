@@ -23,6 +23,7 @@ from bot.store import Store
 from bot.telegram import TelegramSender
 from collectors.activity import Commit, DayActivity, Issue, PullRequest, Release, RepoActivity
 from collectors.github import GitHubClient
+from collectors.sample import load_sample
 from summarizer.compose import Composer
 from summarizer.digest import Digest, Section, render_markdown
 from summarizer.watch import (
@@ -337,3 +338,53 @@ async def test_the_daily_post_of_a_watching_chat_has_a_section_listing_the_match
     assert f"{VLLM} PR #102" in watching and "匹配 FP8（标签）" in watching
     assert watching.index("关注词") < watching.index("总结")
     assert "关注词" not in other
+
+
+# -- /digest shows the chat's watches -----------------------------------------------------------
+
+SAMPLE_DAY = date(2026, 1, 15)  # the bundled sample day
+SAMPLE_NEXT_MORNING = datetime(2026, 1, 16, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+
+
+class MarkdownRecorder:
+    """A platform that keeps the Markdown of each daily post it is handed."""
+
+    platform = "telegram"
+
+    def __init__(self) -> None:
+        self.posts: dict[str, str] = {}
+
+    async def send_digest(self, chat_id: str, markdown: str) -> list[str]:
+        """Record the post; one message id per chat."""
+        self.posts[chat_id] = markdown
+        return [chat_id]
+
+
+async def test_digest_of_a_watching_chat_has_the_same_section_as_its_daily_post(
+    store: Store,
+) -> None:
+    activity = load_sample()
+    settings = Settings()
+    repos = [r.repo for r in activity.repos]
+    await store.save_digest(await Composer(None, None).compose(activity, repos), activity)
+    async with GitHubClient("http://127.0.0.1:9", None, None) as github:
+        pipeline = Pipeline(settings, store, github=github, composer=Composer(None, None))
+        service = CommandService(settings, store, pipeline, clock=lambda: SAMPLE_NEXT_MORNING)
+        await ask(service, "/subscribe")
+        await ask(service, '/watch Blackwell "no such word"')
+        latest = await ask(service, "/digest")
+        of_the_day = await ask(service, "/digest 2026-01-15")
+        one_repo = await ask(service, "/digest vllm")
+        elsewhere = await ask(service, "/digest", private("43"))
+        recorder = MarkdownRecorder()
+        await fan_out(
+            store, pipeline, {"telegram": recorder}, SAMPLE_DAY, worker="w", now=SAMPLE_NEXT_MORNING
+        )
+    text = latest.text
+    assert "### 关注" in text and "今天有 3 条匹配" in text
+    assert f"({GH}/{VLLM}/pull/30412)" in text and "匹配 `Blackwell`" in text
+    assert text.index("### NVIDIA/cutile-python") < text.index("### 关注") < text.index("## 总结")
+    assert text == recorder.posts["42"]  # exactly what the chat's daily post says
+    assert of_the_day.text == text
+    assert "关注" not in one_repo.text  # a single repository's section stays as it is
+    assert "### 关注" not in elsewhere.text  # a chat without watches
