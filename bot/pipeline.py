@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from bot.logs import redact
 from bot.settings import Settings
@@ -17,15 +18,55 @@ from bot.tracking import tracked_set
 from collectors.activity import DayActivity
 from collectors.cache import FileCache, KeyValueCache
 from collectors.collect import collect_day
-from collectors.github import GitHubClient
-from summarizer.compose import Composer
+from collectors.github import ETAG_NAMESPACE, GitHubClient
+from summarizer.compose import SECTION_NAMESPACE, SUMMARY_NAMESPACE, Composer
 from summarizer.digest import Digest
 from summarizer.llm import LLMClient
+from summarizer.release_note import CACHE_NAMESPACE as RELEASE_NOTE_NAMESPACE
+from summarizer.weekly import WEEKLY_NAMESPACE
 
 if TYPE_CHECKING:
     from bot.store import Store
 
 log = logging.getLogger(__name__)
+
+# How long a cache entry no run has written since is kept, by namespace. ETags with their
+# bodies (commit details, listings: megabytes a day) serve the next collections only; model
+# answers save a model call when an older day, a subset or a week is written again. Not listed,
+# so never pruned: "status" (the last GitHub rate limit seen, one row). The archive keeps its own
+# copies of digests and activity and reads nothing from the cache.
+CACHE_RETENTION: tuple[tuple[timedelta, tuple[str, ...]], ...] = (
+    (timedelta(days=14), (ETAG_NAMESPACE,)),
+    (
+        timedelta(days=90),
+        (SECTION_NAMESPACE, SUMMARY_NAMESPACE, WEEKLY_NAMESPACE, RELEASE_NOTE_NAMESPACE),
+    ),
+)
+
+
+class CachePruner(Protocol):
+    """`Store.prune_cache` or `FileCache.prune`: delete entries older than `older_than`."""
+
+    def __call__(
+        self,
+        older_than: timedelta,
+        *,
+        namespaces: Sequence[str] | None = None,
+        now: datetime | None = None,
+    ) -> Awaitable[int]:
+        """How many entries were deleted."""
+        ...
+
+
+async def prune_cache(prune: CachePruner) -> int:
+    """Apply CACHE_RETENTION with `prune`; returns how many entries went.
+
+    Ages count on the real clock, the one `put` stamps entries with.
+    """
+    removed = 0
+    for older_than, namespaces in CACHE_RETENTION:
+        removed += await prune(older_than, namespaces=namespaces)
+    return removed
 
 
 def file_cache(settings: Settings) -> FileCache:
@@ -76,7 +117,13 @@ async def collect_activity(settings: Settings, day: date, repos: Sequence[str]) 
     cache = file_cache(settings)
     try:
         async with make_github(settings, cache) as github:
-            return await collect_day(github, repos, day, settings.digest_timezone)
+            activity = await collect_day(github, repos, day, settings.digest_timezone)
+        try:
+            # After each run, so the file stops growing; an indexed DELETE, cheap when idle.
+            await prune_cache(cache.prune)
+        except sqlite3.Error as exc:  # a cache that cannot shrink must not cost the run
+            log.warning("could not prune the cache %s: %s", cache.path, exc)
+        return activity
     finally:
         cache.close()
 

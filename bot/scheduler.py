@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Protocol
@@ -157,6 +157,7 @@ class Scheduler:
         self._ensured_weekly: dict[date, set[tuple[str, str]]] = {}
         self._llm = llm
         self._cache: KeyValueCache = cache if cache is not None else store
+        self._pruned_for: date | None = None
 
     @property
     def worker(self) -> str:
@@ -172,6 +173,7 @@ class Scheduler:
         day = yesterday(zone, now)
         if not await self._digest_ready(day, now):
             return TickResult(day=day, ready=False, due=0)
+        await self._prune_cache(day)
         chats = [c for c in await self._store.active_chats() if c.platform in self._senders]
         due = due_chats(chats, now, day=day, digest_timezone=zone)
         if not due:
@@ -216,6 +218,22 @@ class Scheduler:
         """The week's roll-up to the opted-in chats whose Monday post of `day` went out."""
         zone = self._settings.digest_timezone
         wanted = [c for c in due if c.weekly and is_weekly_post(c, day, zone)]
+        return await self.roll_up(day, wanted, now, stop=stop, due_before=now)
+
+    async def roll_up(
+        self,
+        day: date,
+        chats: Sequence[Chat],
+        now: datetime,
+        *,
+        stop: asyncio.Event | None = None,
+        due_before: datetime | None = None,
+    ) -> FanOutResult | None:
+        """The roll-up of the week ending `day` to `chats` whose post of `day` went out, once each.
+
+        Rows due after `due_before` wait (None: all go now). None when no chat was ready.
+        """
+        wanted = list(chats)
         if not wanted:
             return None
         posted = await self._store.delivery_statuses(day)
@@ -237,7 +255,7 @@ class Scheduler:
             now=now,
             chats=ready,
             ensure=False,
-            due_before=now,
+            due_before=due_before,
             stop=stop,
             kind=WEEKLY,
             markdown_for=await self._week_texts(day),
@@ -295,6 +313,22 @@ class Scheduler:
         self._ready.add(day)
         return True
 
+    async def _prune_cache(self, day: date) -> None:
+        """Once a day, when its digest is ready: drop the store's cache entries past retention."""
+        if self._pruned_for is not None and self._pruned_for >= day:
+            return
+        self._pruned_for = day  # also after a failure: tomorrow's attempt is soon enough
+        # Imported here, as in post_once: the pipeline module pulls in the clients.
+        from bot.pipeline import prune_cache
+
+        try:
+            removed = await prune_cache(self._store.prune_cache)
+        except Exception:  # the posts matter more than the cache's size
+            log.warning("pruning the cache failed; trying again tomorrow", exc_info=True)
+            return
+        if removed:
+            log.info("pruned %d old cache entries", removed)
+
     async def _renew(self, lock: str) -> None:
         """Keep the generation lock while generating (a dead holder's lock simply expires)."""
         while True:
@@ -326,6 +360,18 @@ class Scheduler:
         log.info("scheduler %s stopped", self._worker)
 
 
+def posted_on_monday(day: date) -> bool:
+    """True when `day`'s digest is posted on a Monday: `day` is a Sunday (in DIGEST_TIMEZONE)."""
+    return (day + timedelta(days=1)).weekday() == 0
+
+
+@dataclass
+class PostResult(FanOutResult):
+    """What `post_once` did: the daily fan-out's counts, and the Monday roll-up's if it ran."""
+
+    weekly: FanOutResult | None = None
+
+
 async def post_once(
     settings: Settings,
     day: date,
@@ -334,12 +380,13 @@ async def post_once(
     store: Store | None = None,
     rounds: int = 4,
     max_wait: float = 300.0,
-) -> FanOutResult:
+) -> PostResult:
     """One fan-out of `day` for `aiinfra-digest post`: generate or reuse, deliver, retry a little.
 
     Opens the store at DATABASE_URL (migrating it; or uses `store`, left open) and the
     GitHub/model clients; chats that fail transiently are retried within this run up to `rounds`
-    times, then left to the next run.
+    times, then left to the next run. When `day`'s post falls on a Monday, chats with weekly on
+    then get the week's roll-up, once each, as the scheduler sends it.
     """
     # Imported here: the pipeline pulls in the collector and model clients, which the
     # scheduler's callers already hold.
@@ -350,27 +397,64 @@ async def post_once(
         store = await Store.open(settings.database_url)
     llm = make_llm(settings)
     worker = worker_id("post:")
-    total = FanOutResult()
+    total = PostResult()
     try:
         async with make_github(settings, store) as github:
             composer = make_composer(settings, llm, store)
             pipeline = Pipeline(settings, store, github=github, composer=composer)
-            for round_ in range(max(1, rounds)):
-                result = await fan_out(store, pipeline, senders, day, worker=worker, now=utcnow())
-                total.sent += result.sent
-                total.failed += result.failed
-                total.deactivated += result.deactivated
-                total.taken_over += result.taken_over
-                total.errors += result.errors
-                total.skipped = result.skipped if round_ == 0 else total.skipped
-                total.retrying = result.retrying
-                retry_at = await store.next_retry_at(day)
-                if not result.retrying or retry_at is None or round_ == rounds - 1:
-                    break
-                await asyncio.sleep(min(max_wait, max(0.0, (retry_at - utcnow()).total_seconds())))
+
+            async def daily() -> FanOutResult:
+                return await fan_out(store, pipeline, senders, day, worker=worker, now=utcnow())
+
+            delivered = await _in_rounds(daily, store, day, DAILY, rounds, max_wait)
+            if delivered is not None:
+                total.add(delivered)
+            if posted_on_monday(day):
+                # The scheduler's roll-up with this run's clients, sent now: `post` has no clock.
+                scheduler = Scheduler(
+                    settings, store, pipeline, senders, worker=worker, llm=llm, cache=store
+                )
+                chats = [
+                    c for c in await store.active_chats() if c.platform in senders and c.weekly
+                ]
+
+                async def weekly() -> FanOutResult | None:
+                    return await scheduler.roll_up(day, chats, utcnow())
+
+                total.weekly = await _in_rounds(weekly, store, day, WEEKLY, rounds, max_wait)
     finally:
         if llm is not None:
             await llm.aclose()
         if own_store:
             await store.close()
+    return total
+
+
+async def _in_rounds(
+    deliver: Callable[[], Awaitable[FanOutResult | None]],
+    store: Store,
+    day: date,
+    kind: str,
+    rounds: int,
+    max_wait: float,
+) -> FanOutResult | None:
+    """Deliver, then again once the earliest retry is due, up to `rounds` times; the sum.
+
+    `skipped` is the first round's, `retrying` the last round's. None when nothing was to send.
+    """
+    total: FanOutResult | None = None
+    for round_ in range(max(1, rounds)):
+        result = await deliver()
+        if result is None:
+            break
+        if total is None:
+            total = result
+        else:
+            skipped = total.skipped
+            total.add(result)
+            total.skipped, total.retrying = skipped, result.retrying
+        retry_at = await store.next_retry_at(day, kind=kind)
+        if not result.retrying or retry_at is None or round_ == rounds - 1:
+            break
+        await asyncio.sleep(min(max_wait, max(0.0, (retry_at - utcnow()).total_seconds())))
     return total

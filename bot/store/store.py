@@ -52,6 +52,8 @@ PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
 # Kinds of delivery: the daily post of a day, the weekly roll-up of the week ending with it.
 DAILY, WEEKLY = "daily", "weekly"
 _ERROR_LIMIT = 1000
+# Cache entries deleted per transaction by `prune_cache` (bodies can be tens of kB each).
+_PRUNE_BATCH = 1000
 _DELIVERY_KEY = [
     deliveries.c.platform,
     deliveries.c.chat_id,
@@ -227,6 +229,34 @@ class Store:
         )
         async with self._write() as conn:
             await conn.execute(stmt)
+
+    async def prune_cache(
+        self,
+        older_than: timedelta,
+        *,
+        namespaces: Sequence[str] | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Delete cache entries last written more than `older_than` ago; returns how many.
+
+        Only in `namespaces` (None: every namespace). Deletes in batches, each its own short
+        transaction, so a first prune of a long-grown cache never holds the write lock for long.
+        """
+        if namespaces is not None and not namespaces:
+            return 0
+        cut = (now or utcnow()) - older_than
+        old = sa.select(cache.c.namespace, cache.c.key).where(cache.c.updated_at < cut)
+        if namespaces is not None:
+            old = old.where(cache.c.namespace.in_(list(namespaces)))
+        batch = old.limit(_PRUNE_BATCH)
+        stmt = sa.delete(cache).where(sa.tuple_(cache.c.namespace, cache.c.key).in_(batch))
+        removed = 0
+        while True:
+            async with self._write() as conn:
+                count = (await conn.execute(stmt)).rowcount
+            removed += count
+            if count < _PRUNE_BATCH:
+                return removed
 
     # -- digest archive and runs -----------------------------------------------------------
 

@@ -118,7 +118,9 @@ cache = sa.Table(
     sa.Column("namespace", sa.String(64), primary_key=True),
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
-    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),  # set by every put
+    # Migration 0004: pruning deletes by namespace and age.
+    sa.Index("ix_cache_namespace_updated_at", "namespace", "updated_at"),
 )
 
 locks = sa.Table(
