@@ -410,7 +410,7 @@ async def post_once(
             if delivered is not None:
                 total.add(delivered)
             if posted_on_monday(day):
-                # The scheduler's roll-up with this run's clients, sent now: `post` has no clock.
+                # The scheduler's roll-up with this run's clients, sent at once like the post.
                 scheduler = Scheduler(
                     settings, store, pipeline, senders, worker=worker, llm=llm, cache=store
                 )

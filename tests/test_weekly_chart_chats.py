@@ -26,7 +26,7 @@ from telegram.error import TelegramError
 from bot.delivery import fan_out
 from bot.discord_bot import DiscordWebhookSender, discord_channel_sender
 from bot.pipeline import Pipeline
-from bot.scheduler import Scheduler
+from bot.scheduler import Scheduler, post_once
 from bot.senders import ChatGone, PhotoSender, photo_sender
 from bot.service import NO_WEEKLY, ChatContext, CommandService
 from bot.settings import Settings, load_settings
@@ -428,6 +428,41 @@ async def test_no_weekly_post_on_other_days_of_the_week(week: Week, telegram: Fa
     assert tick.delivery is not None and tick.delivery.sent == 1
     assert tick.weekly is None
     assert weekly_posts(telegram, "1") == []
+
+
+async def test_post_of_a_mondays_digest_day_also_sends_the_roll_up_once(
+    week: Week, telegram: FakeTelegram
+) -> None:
+    for chat_id in ("1", "2"):
+        await subscribe(week.store, "telegram", chat_id, at=MONDAY_0900 - timedelta(days=30))
+    await week.store.set_weekly("telegram", "1", True)
+    senders = {"telegram": week.sender}
+
+    posted = await post_once(week.settings, END, senders, store=week.store)  # END is a Sunday
+    assert posted.sent == 2
+    assert posted.weekly is not None and posted.weekly.sent == 1
+    [rollup] = weekly_posts(telegram, "1")
+    assert rollup.startswith(f"{WEEKLY_TITLE}（2026-02-02 至 2026-02-08）")
+    assert telegram.messages_to("1")[0].plain.startswith(DIGEST_TITLE)  # the daily post first
+    assert weekly_posts(telegram, "2") == []
+
+    # Posting again, or the scheduler on that Monday, sends nothing twice: the same records.
+    count = len(telegram.sent)
+    again = await post_once(week.settings, END, senders, store=week.store)
+    tick = await week.scheduler().tick(MONDAY_0900 + timedelta(minutes=1))
+    assert again.sent == 0 and again.weekly is None and tick.weekly is None
+    assert len(telegram.sent) == count
+    assert await week.store.delivery_counts(END, kind=WEEKLY) == {"sent": 1}
+
+
+async def test_post_of_another_day_sends_no_roll_up(week: Week, telegram: FakeTelegram) -> None:
+    await subscribe(week.store, "telegram", "1", at=MONDAY_0900 - timedelta(days=30))
+    await week.store.set_weekly("telegram", "1", True)
+    friday = WEEK[4]  # posted on Saturday
+    posted = await post_once(week.settings, friday, {"telegram": week.sender}, store=week.store)
+    assert posted.sent == 1 and posted.weekly is None
+    assert weekly_posts(telegram, "1") == []
+    assert await week.store.delivery_counts(friday, kind=WEEKLY) == {}
 
 
 # -- edges ----------------------------------------------------------------------------------------
