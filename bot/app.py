@@ -271,6 +271,7 @@ async def post(settings: Settings, day: date) -> int:
     print(
         f"{day}: sent {result.sent}, failed {result.failed}, deactivated {result.deactivated}, "
         f"skipped {result.skipped}, retrying later {result.retrying}"
+        + (f"; weekly roll-up sent {result.weekly.sent}" if result.weekly is not None else "")
     )
     for error in result.errors:
         log.warning("%s: %s", day, redact(error))
