@@ -19,8 +19,8 @@ import io
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -589,7 +589,7 @@ class DiscordWebhookSender:
 
         async def send_one(text: str) -> str:
             await self._per_ip.acquire()
-            try:
+            with self._errors(chat_id):
                 message = await webhook.send(
                     text,
                     wait=True,
@@ -597,14 +597,6 @@ class DiscordWebhookSender:
                     suppress_embeds=True,
                     thread=thread or discord.utils.MISSING,
                 )
-            except (discord.NotFound, discord.Forbidden) as exc:
-                raise self._gone(chat_id, exc) from exc
-            except discord.HTTPException as exc:
-                if exc.status == 401:
-                    raise self._gone(chat_id, exc) from exc
-                if exc.status == 429:
-                    raise RetryLater(_retry_after(exc), "Discord webhook rate limit") from exc
-                raise
             return str(message.id)
 
         return await self._resume.send(chat_id, render_messages(markdown, MESSAGE_LIMIT), send_one)
@@ -613,7 +605,7 @@ class DiscordWebhookSender:
         """Post a PNG through the webhook as a file attachment with a plain caption."""
         webhook, thread = self._webhook(chat_id)
         await self._per_ip.acquire()
-        try:
+        with self._errors(chat_id):
             message = await webhook.send(
                 caption_text(caption),
                 file=png_file(png),
@@ -622,6 +614,13 @@ class DiscordWebhookSender:
                 suppress_embeds=True,
                 thread=thread or discord.utils.MISSING,
             )
+        return str(message.id)
+
+    @contextmanager
+    def _errors(self, chat_id: str) -> Iterator[None]:
+        """Discord's answers as the delivery layer's: gone webhooks, rate limits, the rest."""
+        try:
+            yield
         except (discord.NotFound, discord.Forbidden) as exc:
             raise self._gone(chat_id, exc) from exc
         except discord.HTTPException as exc:
@@ -630,7 +629,6 @@ class DiscordWebhookSender:
             if exc.status == 429:
                 raise RetryLater(_retry_after(exc), "Discord webhook rate limit") from exc
             raise
-        return str(message.id)
 
     @staticmethod
     def _gone(chat_id: str, exc: discord.HTTPException) -> ChatGone:
