@@ -91,7 +91,7 @@ async def instance(args: argparse.Namespace) -> None:
     ):
         sender = TelegramSender(bot, gate=gate)
         # The gate paces this instance's share; fan-out's own limiter stays at the full rate.
-        sender.rate_per_second = args.limit  # type: ignore[misc]
+        sender.rate_per_second = args.limit
         pipeline = Pipeline(Settings(), store, github=github, composer=Composer(None, None))
         while time.monotonic() < deadline + 240:
             result = await fan_out(

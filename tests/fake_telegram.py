@@ -31,7 +31,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from html import unescape
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -188,7 +188,7 @@ class FakeTelegram:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> FakeTelegram:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -297,6 +297,9 @@ class NoCommands:
     async def handle(self, *_args: Any, **_kwargs: Any) -> Any:
         raise AssertionError("no command expected")
 
+    async def tracked_repos(self) -> Sequence[str]:
+        raise AssertionError("no autocomplete expected")
+
 
 async def test_a_rejected_bot_token_ends_run_discord_with_login_failure(fake: FakeDiscord) -> None:
     settings = load_settings(discord_bot_token="not-the-token")
@@ -376,9 +379,8 @@ async def test_fan_out_delivers_to_webhooks_and_marks_a_deleted_one_inactive(
             store, OneDigest(long_digest(3)), {sender.platform: sender}, DAY, worker="t", now=NOW
         )
         assert again.sent == 0
-        assert not (
-            await store.get_chat(WEBHOOK_PLATFORM, parse_webhook_url(deleted).chat_id)
-        ).active
+        deleted_chat = await store.get_chat(WEBHOOK_PLATFORM, parse_webhook_url(deleted).chat_id)
+        assert deleted_chat is not None and not deleted_chat.active
 
 
 # --- channel delivery through the bot ----------------------------------------------------------

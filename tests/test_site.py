@@ -16,6 +16,7 @@ import httpx
 import pytest
 from headless_chromium import HeadlessChromium, find_chromium
 from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
 from synthetic_days import REPOS, compose, day_activity, days_ending, pull, repo_day
 
 from bot.site import (
@@ -295,6 +296,7 @@ async def test_the_fast_link_path_renders_exactly_what_markdown_it_renders() -> 
     plain.disable("image")
     fast = markdown_renderer()
     plain.validateLink = fast.validateLink  # type: ignore[method-assign]
+    assert isinstance(fast.renderer, RendererHTML)
     plain.add_render_rule("link_open", fast.renderer.rules["link_open"])
     corpus = list(TRICKY_MARKDOWN)
     for day in days_ending(LAST, 3):

@@ -167,8 +167,10 @@ async def test_without_a_model_the_roll_up_is_structured_chinese_with_the_weeks_
     assert "## 本周概览" in text and "## 各仓库动态" in text
     assert looks_chinese(weekly.summary)
     assert weekly.notes == ["本周回顾未使用模型撰写，由存档的每日数据直接整理。"]
-    merged = sum(len(a.repo(VLLM).merged_pulls) for _d, a in week)  # type: ignore[union-attr]
-    commits = sum(a.repo(VLLM).totals.commits for _d, a in week)  # type: ignore[union-attr]
+    vllm_days = [r for _d, a in week if (r := a.repo(VLLM)) is not None]
+    assert len(vllm_days) == len(week)
+    merged = sum(len(r.merged_pulls) for r in vllm_days)
+    commits = sum(r.totals.commits for r in vllm_days)
     vllm = weekly.section(VLLM)
     assert vllm is not None and vllm.written_by == "structured"
     assert f"{merged} 个合并 PR" in vllm.totals and f"{commits} 个 commit" in vllm.totals

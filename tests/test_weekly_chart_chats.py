@@ -27,7 +27,7 @@ from bot.delivery import fan_out
 from bot.discord_bot import DiscordWebhookSender, discord_channel_sender
 from bot.pipeline import Pipeline
 from bot.scheduler import Scheduler, post_once
-from bot.senders import ChatGone, PhotoSender, photo_sender
+from bot.senders import ChatGone, PhotoSender, Sender, photo_sender
 from bot.service import NO_WEEKLY, ChatContext, CommandService
 from bot.settings import Settings, load_settings
 from bot.store import WEEKLY, Store
@@ -313,7 +313,10 @@ async def test_discord_webhook_and_channel_get_the_chart_as_an_attachment_withou
             for platform, chat_id in chat_ids.items():
                 await subscribe(store, platform, chat_id, at=MONDAY_0900 - timedelta(days=30))
                 await store.set_chart(platform, chat_id, True)
-            senders = {webhook.platform: webhook, channel_sender.platform: channel_sender}
+            senders: dict[str, Sender] = {
+                webhook.platform: webhook,
+                channel_sender.platform: channel_sender,
+            }
             assert all(photo_sender(s) is not None for s in senders.values())
 
             result = await fan_out(store, pipeline, senders, END, worker="w", now=MONDAY_0900)
