@@ -151,10 +151,17 @@ async def run(
             )
             senders: dict[str, Sender] = {}
             if settings.telegram_bot_token is not None:
+                from telegram.error import InvalidToken
+
                 from bot.telegram import TelegramAdapter
 
                 adapter = TelegramAdapter(settings, service)
-                await adapter.open()
+                try:
+                    await adapter.open()
+                except InvalidToken:
+                    raise StartupError(
+                        "TELEGRAM_BOT_TOKEN was rejected by the Bot API", 2
+                    ) from None
                 stack.push_async_callback(adapter.stop)
                 senders[adapter.sender.platform] = adapter.sender
                 fleet = Fleet(store, worker, ttl=lease_seconds, on_size=adapter.sender.gate.share)
@@ -216,7 +223,15 @@ async def run(
                 )
             )
             log.info("running: %s; scheduler on", ", ".join(sorted(senders)) or "no platform")
-            await _until_stopped(stop, background)
+            try:
+                await _until_stopped(stop, background)
+            except Exception as exc:
+                if settings.discord_bot_token is not None:
+                    import discord
+
+                    if isinstance(exc, discord.LoginFailure):
+                        raise StartupError("DISCORD_BOT_TOKEN was rejected by Discord", 2) from None
+                raise
     finally:
         await store.close()
     return 0

@@ -349,3 +349,19 @@ async def test_run_answers_commands_posts_once_and_stops_cleanly(
     assert chat is not None and chat.active
     assert code == 0
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_rejected_telegram_token_stops_run_with_one_line_naming_the_variable(
+    tmp_path: Path,
+) -> None:
+    async with FakeTelegram() as telegram:
+        settings = Settings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'digest.sqlite3'}",
+            telegram_bot_token=SecretStr("999999:NOT-THE-TOKEN-THE-SERVER-KNOWS"),
+            telegram_api_url=telegram.url,
+        )
+        with pytest.raises(StartupError) as raised:
+            await run(settings, asyncio.Event())
+    assert raised.value.status == 2
+    assert str(raised.value) == "TELEGRAM_BOT_TOKEN was rejected by the Bot API"
+    assert "NOT-THE-TOKEN" not in str(raised.value)
