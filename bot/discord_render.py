@@ -1,8 +1,10 @@
-"""The readers' Markdown in Discord's dialect, split into messages Discord accepts.
+r"""The readers' Markdown in Discord's dialect, split into messages Discord accepts.
 
 Discord renders `#`–`###` headings, lists, quotes, emphasis, code and masked links, but no tables,
 rules or deeper headings. A message holds at most 2000 characters, so a digest is split at section
 boundaries first, then paragraphs, then lines, and never inside a link, a code span or a fence.
+Backslash escapes (`\*`, `\_`, `\[` … in escaped titles) pass through unchanged: Discord honours
+them, so they are never doubled, dropped, or cut from the character they escape.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _RULE = re.compile(r"^\s*([-*_])(\s*\1){2,}\s*$")
 _TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
-_IMAGE = re.compile(r"!\[([^\]\n]*)\]\(([^)\s]+)\)")
-_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
-# Spans a cut must not fall inside: code spans, masked links, bare and <bracketed> URLs, and
-# short emphasis (a cut there would leave stray asterisks on both sides).
+# Not after a backslash: an escaped `\!` or `\<` is text.
+_IMAGE = re.compile(r"(?<!\\)!\[([^\]\n]*)\]\(([^)\s]+)\)")
+_BREAK = re.compile(r"(?<!\\)<br\s*/?>", re.IGNORECASE)
+# A table cell ends at a `|` that is not escaped.
+_CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
+# Spans a cut must not fall inside: backslash escapes (a cut there would un-escape the character),
+# code spans, masked links, bare and <bracketed> URLs, and short emphasis (a cut there would leave
+# stray asterisks on both sides).
 _PROTECTED = re.compile(
-    r"`[^`\n]+`"
+    r"\\[!-/:-@\[-`{-~]"
+    r"|`[^`\n]+`"
     r"|\[[^\]\n]*\]\([^)\s]*\)"
     r"|<https?://[^>\s]+>"
     r"|https?://[^\s<>()]+"
@@ -114,7 +121,10 @@ def _is_table_start(lines: list[str], index: int) -> bool:
 
 
 def _cells(row: str) -> list[str]:
-    return [cell.strip() for cell in row.strip().strip("|").split("|")]
+    row = row.strip()
+    row = row[1:] if row.startswith("|") else row
+    row = row[:-1] if row.endswith("|") and not row.endswith("\\|") else row
+    return [cell.strip() for cell in _CELL_SEPARATOR.split(row)]
 
 
 def _table_as_list(rows: list[str]) -> list[str]:

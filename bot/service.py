@@ -23,6 +23,7 @@ from collectors.activity import DayActivity
 from collectors.cache import KeyValueCache
 from collectors.window import today as local_today
 from summarizer.digest import NO_UPDATES, Digest, render_markdown
+from summarizer.guard import escape_markdown_text
 from summarizer.llm import LLMClient
 from summarizer.watch import (
     MAX_WATCHES,
@@ -86,7 +87,6 @@ COMMAND_MENU: tuple[tuple[str, str], ...] = (
 
 _DAY_RE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}(?:/[A-Za-z0-9._-]{1,100})?")
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()~>#+\-=|{}.!<&])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
@@ -213,7 +213,7 @@ def echo(value: str) -> str:
     """A user's input made safe to show back: one line, truncated, Markdown-escaped, no mentions."""
     flat = _CONTROL.sub(" ", value).strip()
     cut = flat[:ECHO_CHARS]
-    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", cut).replace("@", "@\u200b")
+    escaped = escape_markdown_text(cut).replace("@", "@\u200b")
     return escaped + ("…" if len(flat) > ECHO_CHARS else "")
 
 
@@ -620,7 +620,7 @@ class CommandService:
     def _describe(self, chat: ChatRecord) -> str:
         """`全部 8 个仓库；每天 09:00（Asia/Shanghai）推送。`"""
         every = f"全部 {len(self._tracked)} 个跟踪的仓库"
-        what = "、".join(chat.repos) if chat.repos else every
+        what = _repo_list(chat.repos) if chat.repos else every
         return f"{what}；每天 {chat.post_time}（{chat.timezone}）推送。"
 
     # -- repositories beyond DIGEST_REPOS ------------------------------------------------------
@@ -826,9 +826,9 @@ class CommandService:
         if found.repo is not None:
             return found.repo
         if len(found.suggestions) > 1 and found.reason.endswith("ambiguous"):
-            options = "、".join(found.suggestions)
+            options = _repo_list(found.suggestions)
             raise _Refused(f"“{echo(token)}”对应多个仓库：{options}，请写全名。")
-        hint = f"你是不是想找：{'、'.join(found.suggestions)}？" if found.suggestions else ""
+        hint = f"你是不是想找：{_repo_list(found.suggestions)}？" if found.suggestions else ""
         raise _Refused(f"没有跟踪仓库“{echo(token)}”。{hint}发送 /repos 查看全部。")
 
     def _resolve_all(self, args: str) -> tuple[str, ...]:
@@ -878,6 +878,11 @@ def _who(ctx: ChatContext) -> str:
     return f"{ctx.platform}:{ctx.user_id}"
 
 
+def _repo_list(repos: Sequence[str]) -> str:
+    """Repository names in prose: any chat can add one (/subscribe owner/name), so escaped."""
+    return "、".join(escape_markdown_text(repo) for repo in repos)
+
+
 def _word(word: str) -> str:
     """A watch word shown back as inline code (never Markdown, never a mention)."""
     return "`" + word.replace("`", "'") + "`"
@@ -923,5 +928,6 @@ def render_sections(digest: Digest, repos: Sequence[str]) -> str:
         body = section.markdown.strip() if section is not None else ""
         if section is None:
             body = f"{digest.day.isoformat()} 的日报不含这个仓库。"
-        parts.append(f"### {repo}（{digest.day.isoformat()}）\n{body or NO_UPDATES}")
+        heading = f"{escape_markdown_text(repo)}（{digest.day.isoformat()}）"
+        parts.append(f"### {heading}\n{body or NO_UPDATES}")
     return "\n\n".join(parts) + "\n"

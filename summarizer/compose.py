@@ -22,7 +22,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from collectors.activity import DayActivity, RepoActivity
 from collectors.cache import KeyValueCache
 from summarizer.digest import NO_UPDATES, Digest, Section, Usage
-from summarizer.guard import allowed_links, clean_model_markdown, looks_chinese, parse_json_object
+from summarizer.guard import (
+    allowed_links,
+    clean_model_markdown,
+    escape_markdown_text,
+    looks_chinese,
+    parse_json_object,
+)
 from summarizer.llm import AllModelsFailed, LLMClient
 from summarizer.prompts import (
     PROMPT_VERSION,
@@ -337,7 +343,7 @@ class Composer:
         if structured:
             notes.append(
                 "以下仓库的小节未经模型撰写，由 GitHub 数据直接整理："
-                + "、".join(structured)
+                + "、".join(escape_markdown_text(repo) for repo in structured)
                 + "。"
             )
         newsworthy = any(s.written_by in ("model", "structured") for s in sections)

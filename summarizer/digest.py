@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from summarizer.guard import escape_markdown_text
+
 HEADER = "今日的 AI Infra 的新闻如下。"
 NO_UPDATES = "昨日无更新。"
 
@@ -91,7 +93,7 @@ def render_markdown(digest: Digest) -> str:
     parts = [f"{HEADER}（{digest.day.isoformat()}）", "", "## 摘要", digest.summary.strip(), ""]
     parts.append("## 具体内容分析")
     for section in digest.sections:
-        parts.append(f"### {section.repo}")
+        parts.append(f"### {escape_markdown_text(section.repo)}")
         parts.append(section.markdown.strip() or NO_UPDATES)
         parts.append("")
     parts.append("## 总结")

@@ -5,12 +5,17 @@ rest keep their text and lose the link. Mentions can never ping (`@everyone`, `@
 `@user`, Discord `<@123>` / `<@&123>`): a zero-width space goes after the `@`. Raw HTML is
 stripped, headings become bold (a section lives under the digest's own `###`), and a whole
 answer wrapped in a code fence is unwrapped. Also: tolerant JSON parsing and `looks_chinese`.
+
+Plain text that our own code puts into Markdown (titles, labels, release names, logins, repository
+names) goes through `escape_markdown_text` first, so that it reads literally; the guard treats a
+backslash-escaped character as text, never as the start of a tag, link or URL.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import string
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +23,58 @@ from collectors.activity import RepoActivity
 
 GITHUB = "https://github.com"
 ZWSP = "\u200b"
+
+# ---------------------------------------------------------------- escaping plain text
+
+# Characters that start or end formatting wherever they stand, in at least one of the readers'
+# renderers: code, emphasis, strikethrough (`~`), links, footnotes (`[^1]`), HTML and autolinks
+# (`<`), Discord spoilers (`||`), Telegram's inline math (`$x$`), and the backslash itself.
+# `_` only where it can open or close emphasis, i.e. not inside a word (`fp8_gemm` stays
+# readable); `&` only where it starts a character reference (`&#64;` would render as `@`).
+# Parentheses and `!` need no escape: with `[` escaped they can never form a link or image.
+_INLINE_SPECIAL = re.compile(
+    r"[\\`*\[\]<>|~$]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|&(?=#?[A-Za-z0-9]{1,32};)"
+)
+# Indentation never shows in a paragraph, but four spaces would start a code block: dropped.
+_LINE_INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
+# What starts a block at the beginning of a line: headings, list items (`-`, `+`, `1.`, `1)`),
+# setext underlines (`===`) and Discord's `-#` subtext.
+_LINE_START_SPECIAL = re.compile(r"^([#+=-])", re.MULTILINE)
+_LINE_START_NUMBER = re.compile(r"^([0-9]{1,9})([.)])", re.MULTILINE)
+
+
+def escape_markdown_text(text: str) -> str:
+    """Plain text (a title, label, name) → Markdown that shows exactly that text, unformatted.
+
+    Backslash-escapes only what can start or end formatting (CommonMark, Telegram's converter,
+    Discord, the web page), so the Markdown stays readable; a line's leading indentation (which
+    readers never see) is dropped. Meant for one line of text. Mentions are left to the guard
+    (`neutralise_mentions`), links to our own code: never use this inside a link's URL.
+    """
+    text = _INLINE_SPECIAL.sub(lambda match: "\\" + match.group(0), text)
+    text = _LINE_INDENT.sub("", text)
+    text = _LINE_START_SPECIAL.sub(r"\\\1", text)
+    return _LINE_START_NUMBER.sub(r"\1\\\2", text)
+
+
+# While the guard works, each backslash escape is held as one Unicode noncharacter (never valid
+# in interchange text, and exactly 32 of them for the 32 ASCII punctuation characters), so that
+# no rule below mistakes an escaped `<`, `[` or backtick for a tag, a link or a code span.
+_PUNCTUATION = string.punctuation  # the 32 ASCII punctuation characters, in order
+_HELD_BASE = 0xFDD0
+_HELD_CHARS = "\ufdd0-\ufdef"
+_HELD = re.compile(f"[{_HELD_CHARS}]")
+_ESCAPE_PAIR = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def _hold_escapes(text: str) -> str:
+    text = _HELD.sub("", text)
+    return _ESCAPE_PAIR.sub(lambda m: chr(_HELD_BASE + _PUNCTUATION.index(m[1])), text)
+
+
+def _release_escapes(text: str) -> str:
+    return _HELD.sub(lambda m: "\\" + _PUNCTUATION[ord(m[0]) - _HELD_BASE], text)
+
 
 # ---------------------------------------------------------------- links and grounding
 
@@ -29,11 +86,15 @@ _MD_LINK = re.compile(
 )
 # <https://…> autolinks, and bare URLs (what chat apps turn into links on their own).
 _AUTOLINK = re.compile(r"<(?P<url>[a-zA-Z][a-zA-Z0-9+.-]*:[^\s<>]+)>")
+# A URL never ends in an escaped character (held, see above): `\)` after a URL closes the text.
 _BARE_URL = re.compile(
-    r"(?<![A-Za-z0-9+.\-])(?P<url>(?:https?|ftp|tg|mailto|javascript|file|data):[^\s<>\[\]()\"'`]*[^\s<>\[\]()\"'`.,;:!?，。；：！？）】」』])",
+    r"(?<![A-Za-z0-9+.\-])(?P<url>(?:https?|ftp|tg|mailto|javascript|file|data):[^\s<>\[\]()\"'`]*"
+    rf"[^\s<>\[\]()\"'`.,;:!?，。；：！？）】」』{_HELD_CHARS}])",
     re.IGNORECASE,
 )
-_WWW = re.compile(r"(?<![\w/.@])(?P<url>www\.[^\s<>\[\]()\"'`]+[^\s<>\[\]()\"'`.,;:!?，。])")
+_WWW = re.compile(
+    rf"(?<![\w/.@])(?P<url>www\.[^\s<>\[\]()\"'`]+[^\s<>\[\]()\"'`.,;:!?，。{_HELD_CHARS}])"
+)
 # [label]: url   (reference-style link definitions)
 _REF_DEF = re.compile(r"^[ \t]{0,3}\[[^\]]+\]:\s*\S+.*$", re.MULTILINE)
 # [text][label] references whose definitions were removed: keep the text.
@@ -150,12 +211,17 @@ def ground_links(text: str, allowed: set[str]) -> str:
 _MASS_MENTION = re.compile(r"@(?!\u200b)(?=(?:everyone|here|all|channel)\b)", re.IGNORECASE)
 # @user (Telegram, Discord, Slack-like), <@123>, <@!123>, <@&123>: not after a Latin word
 # character, so e-mail addresses stay as they are.
-_USER_MENTION = re.compile(r"(?<![A-Za-z0-9_.+\-])@(?!\u200b)(?=[\w!&])")
+# An escaped underscore (`@\_name`) still shows as `@_name`.
+_USER_MENTION = re.compile(r"(?<![A-Za-z0-9_.+\-])@(?!\u200b)(?=[\w!&]|\\_)")
+# Character references for `@` (`&#64;`, `&#x40;`, `&commat;`): Telegram's converter and the web
+# page show them as `@`. An escaped one (`\&#64;`) shows literally and is left alone.
+_AT_REFERENCE = re.compile(r"(?<!\\)&(?:#0*64|#[xX]0*40|commat);")
 
 
 def neutralise_mentions(text: str) -> str:
     """Make every @-mention inert by putting a zero-width space right after its `@`."""
     text = text.replace("\uff20", "@")  # a full-width @ is read as @ by some clients
+    text = _AT_REFERENCE.sub("@", text)
     text = _MASS_MENTION.sub("@" + ZWSP, text)
     return _USER_MENTION.sub("@" + ZWSP, text)
 
@@ -284,11 +350,14 @@ def _close_open_fence(text: str) -> str:
 def clean_model_markdown(text: str, allowed_links: set[str]) -> str:
     """Everything readers may see of a model's (or GitHub user's) Markdown, made safe."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    text = _hold_escapes(text)
     text = unwrap_fence(text)
     text = _close_open_fence(text)
     text = _outside_code(text, strip_html)
     text = downgrade_headings(text)
     text = ground_links(text, allowed_links)
+    # Released before the mentions: an escaped `\@` still shows as `@` and must not ping.
+    text = _release_escapes(text)
     text = neutralise_mentions(text)
     text = re.sub(r"[ \t]+\n", "\n", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()

@@ -16,7 +16,7 @@ from typing import Literal
 from collectors.activity import Release
 from collectors.cache import KeyValueCache
 from summarizer.budget import truncate_to_tokens
-from summarizer.guard import GITHUB, clean_model_markdown
+from summarizer.guard import GITHUB, clean_model_markdown, escape_markdown_text
 from summarizer.llm import AllModelsFailed, LLMClient
 from summarizer.prompts import DATA_LABEL, fence
 
@@ -155,12 +155,13 @@ def _inline_code(text: str) -> str:
 
 def alert_markdown(repo: str, release: Release, note: ReleaseNote) -> str:
     """The alert in the readers' Markdown: repository and tag, the summary, the link."""
-    title = f"🚀 **{repo}** 发布新版本 {_inline_code(release.tag_name)}"
+    title = f"🚀 **{escape_markdown_text(repo)}** 发布新版本 {_inline_code(release.tag_name)}"
     if release.prerelease:
         title += "（预发布）"
     lines = [title]
     name = release.name.strip()
     if name and name != release.tag_name:
-        lines.append(_one_line(name))
+        # The release's name is plain text from GitHub (its notes are Markdown, kept as such).
+        lines.append(escape_markdown_text(_one_line(name)))
     lines += ["", note.text.strip(), "", f"[查看发布说明]({release.url})"]
     return clean_model_markdown("\n".join(lines), allowed_release_links(repo, release)) + "\n"

@@ -2,8 +2,9 @@
 
 Deterministic and complete: every release and every merged PR of the day is listed and linked
 (merged PRs grouped by area), then new PRs, new issues, commits no merged PR covers, and the
-day's totals. The composer passes the result through the guard like any model text, since
-titles and release notes are written by GitHub users.
+day's totals. Titles, labels, names and logins are plain text written by GitHub users: they are
+escaped (`escape_markdown_text`) so that they read literally; release notes are Markdown and kept
+as such. The composer passes the result through the guard like any model text.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from collectors.activity import Commit, PullRequest, Release, RepoActivity
 from summarizer.digest import NO_UPDATES, Section
+from summarizer.guard import escape_markdown_text
 
 ERROR_TEXT = "暂时未能获取该仓库当天的 GitHub 数据，本节内容缺失。"
 # Opened PRs, issues and uncovered commits listed per section (the rest are counted).
@@ -90,7 +92,7 @@ _CONTAINER_DIRS = {"src", "python", "lib", "include", "csrc", "pkg", "packages",
 @dataclass(frozen=True)
 class _Area:
     key: str
-    title: str
+    title: str  # Markdown (escaped, or a code span)
     prefix: str  # a leading title tag to drop when the PR is listed under this area
 
 
@@ -103,6 +105,16 @@ def _size(additions: int | None, deletions: int | None) -> str:
 def _one_line(text: str, limit: int = _LINE_CHARS) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _plain(text: str, limit: int = _LINE_CHARS) -> str:
+    """Untrusted plain text on one line, shortened, as Markdown that shows it literally."""
+    return escape_markdown_text(_one_line(text, limit))
+
+
+def _code(text: str) -> str:
+    """Text as an inline code span (a backtick inside would end the span early)."""
+    return "`" + text.replace("`", "'") + "`"
 
 
 def _dir_of(filename: str) -> str:
@@ -139,18 +151,18 @@ def area_of(pull: PullRequest, commits: Sequence[Commit]) -> _Area:
     tag = _TITLE_TAG.match(pull.title)
     if tag:
         name = tag["tag"].strip()
-        return _Area(name.lower().replace(" ", ""), name, tag.group(0))
+        return _Area(name.lower().replace(" ", ""), _plain(name), tag.group(0))
     conventional = _CONVENTIONAL.match(pull.title)
     if conventional and conventional["scope"]:
         scope = conventional["scope"].strip()
-        return _Area(scope.lower(), scope, "")
+        return _Area(scope.lower(), _plain(scope), "")
     labels = [label.strip() for label in pull.labels if label.strip()]
     for label in labels:
         if label.lower() not in _NOISE_LABELS and label.lower() not in _KIND_LABELS:
-            return _Area(label.lower(), label, "")
+            return _Area(label.lower(), _plain(label), "")
     folder = _path_area(pull, commits)
     if folder is not None:
-        return _Area("path:" + folder, f"`{folder}`", "")
+        return _Area("path:" + folder, _code(folder), "")
     # No area known: group by the kind of change (a kind label, or the conventional type).
     kinds = [_KIND_LABELS[label.lower()] for label in labels if label.lower() in _KIND_LABELS]
     if conventional:
@@ -163,19 +175,22 @@ def area_of(pull: PullRequest, commits: Sequence[Commit]) -> _Area:
 
 def _pull_line(pull: PullRequest, prefix: str = "") -> str:
     title = pull.title[len(prefix) :] if prefix and pull.title.startswith(prefix) else pull.title
-    details = [part for part in (_size(pull.additions, pull.deletions), pull.author) if part]
+    author = _plain(pull.author) if pull.author else ""
+    details = [part for part in (_size(pull.additions, pull.deletions), author) if part]
     extra = f"（{'，'.join(details)}）" if details else ""
-    return f"[#{pull.number}]({pull.url}) {_one_line(title)}{extra}"
+    return f"[#{pull.number}]({pull.url}) {_plain(title)}{extra}"
 
 
 def _release_lines(release: Release) -> list[str]:
     name = release.name.strip()
     title = name if name and name != release.tag_name else ""
-    head = f"- [{release.tag_name}]({release.url})" + (f" {_one_line(title)}" if title else "")
+    tag = escape_markdown_text(release.tag_name)
+    head = f"- [{tag}]({release.url})" + (f" {_plain(title)}" if title else "")
     if release.prerelease:
         head += "（预发布）"
     lines = [head]
     kept = 0
+    # The notes are Markdown: kept as such (one list item per line, so nothing spills over).
     for raw in release.body.splitlines():
         text = raw.strip().lstrip("#>").strip()
         text = re.sub(r"^[-*+]\s+", "", text)
@@ -243,7 +258,7 @@ def structured_section(activity: RepoActivity) -> str:
     loose = [c for c in activity.commits if c.pull_number is None or c.pull_number not in covered]
     if loose:
         entries = [
-            f"[{c.sha[:7]}]({c.url}) {_one_line(c.title)}"
+            f"[{c.sha[:7]}]({c.url}) {_plain(c.title)}"
             + (f"（{_size(c.additions, c.deletions)}）" if c.additions is not None else "")
             for c in loose
         ]
@@ -253,7 +268,7 @@ def structured_section(activity: RepoActivity) -> str:
         blocks.append(_capped("新开 PR", entries, " PR"))
     if activity.opened_issues:
         entries = [
-            f"[#{issue.number}]({issue.url}) {_one_line(issue.title)}"
+            f"[#{issue.number}]({issue.url}) {_plain(issue.title)}"
             for issue in activity.opened_issues
         ]
         blocks.append(_capped("新 issue", entries, " issue"))
@@ -270,7 +285,7 @@ def _biggest_pulls(activities: Sequence[RepoActivity], count: int = 3) -> list[s
     ]
     sized.sort(key=lambda item: (item[1].additions or 0) + (item[1].deletions or 0), reverse=True)
     return [
-        f"[{repo}#{pull.number}]({pull.url}) {_one_line(pull.title, 80)}"
+        f"[{escape_markdown_text(repo)}#{pull.number}]({pull.url}) {_plain(pull.title, 80)}"
         f"（{_size(pull.additions, pull.deletions)}）"
         for repo, pull in sized[:count]
     ]
@@ -300,7 +315,11 @@ def structured_summary(
             f"{releases} 个 release，{merged} 个合并 PR，{opened} 个新 PR，{issues} 个新 issue，"
             f"共 {commits} 个 commit（+{additions:,}/-{deletions:,} 行）。"
         ]
-        tagged = [f"[{a.repo} {r.tag_name}]({r.url})" for a in active for r in a.releases]
+        tagged = [
+            f"[{escape_markdown_text(f'{a.repo} {r.tag_name}')}]({r.url})"
+            for a in active
+            for r in a.releases
+        ]
         if tagged:
             parts.append("版本发布：" + "、".join(tagged) + "。")
         biggest = _biggest_pulls(active)
@@ -312,12 +331,19 @@ def structured_summary(
         (a for a in active if a.opened_issues), key=lambda a: len(a.opened_issues), reverse=True
     )
     if busy:
-        listed = "、".join(f"{a.repo}（{len(a.opened_issues)} 个）" for a in busy[:4])
+        listed = "、".join(
+            f"{escape_markdown_text(a.repo)}（{len(a.opened_issues)} 个）" for a in busy[:4]
+        )
         notes.append(f"新 issue 集中在 {listed}，可留意其中的回归与兼容性报告。")
     if failed:
-        notes.append("以下仓库的数据未能获取：" + "、".join(failed) + "。")
+        notes.append("以下仓库的数据未能获取：" + _repo_list(failed) + "。")
     if quiet:
-        notes.append("以下仓库当天没有更新：" + "、".join(quiet) + "。")
+        notes.append("以下仓库当天没有更新：" + _repo_list(quiet) + "。")
     if not notes:
         notes.append("当天没有需要特别关注的风险信息。")
     return summary, "".join(notes)
+
+
+def _repo_list(repos: Sequence[str]) -> str:
+    # Tracked names can be added by any chat (/subscribe owner/name): `_` may sit at a word edge.
+    return "、".join(escape_markdown_text(repo) for repo in repos)

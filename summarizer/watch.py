@@ -16,7 +16,7 @@ from typing import Literal
 
 from collectors.activity import Commit, DayActivity, Issue, PullRequest, Release, RepoActivity
 from summarizer.digest import Digest, Section
-from summarizer.guard import GITHUB, clean_model_markdown
+from summarizer.guard import GITHUB, clean_model_markdown, escape_markdown_text
 
 MAX_WATCHES = 20
 MAX_WORD_CHARS = 64
@@ -198,10 +198,11 @@ def _shown(word: str) -> str:
 
 
 def _hit_line(hit: WatchHit) -> str:
-    label = f"{hit.repo} {_KIND_NAMES[hit.kind]} {hit.ref}"
+    # Repository, tag and title are plain text from GitHub: escaped so that they read literally.
+    label = escape_markdown_text(f"{hit.repo} {_KIND_NAMES[hit.kind]} {hit.ref}")
     parts = [f"- [{label}]({hit.url})"]
     if hit.title and hit.title != hit.ref:
-        parts.append(_one_line(hit.title))
+        parts.append(escape_markdown_text(_one_line(hit.title)))
     words = "、".join(_shown(word) for word in hit.words)
     places = "、".join(_FIELD_NAMES[field] for field in hit.fields)
     parts.append(f"— 匹配 {words}（{places}）")

@@ -26,7 +26,13 @@ from collectors.activity import DayActivity, Issue, PullRequest, Release, RepoAc
 from collectors.cache import KeyValueCache
 from summarizer.budget import truncate_to_tokens
 from summarizer.digest import Digest, Usage
-from summarizer.guard import allowed_links, clean_model_markdown, looks_chinese, parse_json_object
+from summarizer.guard import (
+    allowed_links,
+    clean_model_markdown,
+    escape_markdown_text,
+    looks_chinese,
+    parse_json_object,
+)
 from summarizer.llm import AllModelsFailed, LLMClient
 from summarizer.prompts import DATA_LABEL, fence
 
@@ -238,6 +244,11 @@ def _one_line(text: str, limit: int = _LINE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _plain(text: str) -> str:
+    """Untrusted plain text (title, name, label) on one line, as Markdown shown literally."""
+    return escape_markdown_text(_one_line(text))
+
+
 def _md(day: date) -> str:
     return f"{day.month:02d}-{day.day:02d}"
 
@@ -257,25 +268,27 @@ def releases_markdown(week: RepoWeek) -> str:
         release = dated.item
         assert isinstance(release, Release)
         name = release.name.strip()
-        title = f" {_one_line(name)}" if name and name != release.tag_name else ""
+        title = f" {_plain(name)}" if name and name != release.tag_name else ""
         pre = "（预发布）" if release.prerelease else ""
-        lines.append(f"- {_md(dated.day)} [{release.tag_name}]({release.url}){title}{pre}")
+        tag = escape_markdown_text(release.tag_name)
+        lines.append(f"- {_md(dated.day)} [{tag}]({release.url}){title}{pre}")
     return "\n".join(lines)
 
 
 def _pull_line(dated: Dated) -> str:
     pull = dated.item
     assert isinstance(pull, PullRequest)
-    details = [part for part in (_size(pull), ", ".join(pull.labels[:3])) if part]
+    labels = ", ".join(_plain(label) for label in pull.labels[:3])
+    details = [part for part in (_size(pull), labels) if part]
     extra = f"（{'，'.join(details)}）" if details else ""
-    return f"- {_md(dated.day)} [#{pull.number}]({pull.url}) {_one_line(pull.title)}{extra}"
+    return f"- {_md(dated.day)} [#{pull.number}]({pull.url}) {_plain(pull.title)}{extra}"
 
 
 def _issue_line(dated: Dated) -> str:
     issue = dated.item
     assert isinstance(issue, Issue)
     comments = f"（{issue.comments} 条评论）" if issue.comments else ""
-    return f"- {_md(dated.day)} [#{issue.number}]({issue.url}) {_one_line(issue.title)}{comments}"
+    return f"- {_md(dated.day)} [#{issue.number}]({issue.url}) {_plain(issue.title)}{comments}"
 
 
 def structured_highlights(week: RepoWeek) -> str:
@@ -328,18 +341,23 @@ def structured_weekly_summary(weeks: Sequence[RepoWeek], start: date, end: date)
     for week in active:
         for dated in week.releases:
             assert isinstance(dated.item, Release)
-            tagged.append(f"[{week.repo} {dated.item.tag_name}]({dated.item.url})")
+            label = escape_markdown_text(f"{week.repo} {dated.item.tag_name}")
+            tagged.append(f"[{label}]({dated.item.url})")
     if tagged:
         parts.append("版本发布：" + "、".join(tagged) + "。")
     busiest = sorted(
         (w for w in active if w.merged_pulls), key=lambda w: len(w.merged_pulls), reverse=True
     )
     if busiest:
-        listed = "、".join(f"{w.repo}（{len(w.merged_pulls)} 个）" for w in busiest[:3])
+        listed = "、".join(
+            f"{escape_markdown_text(w.repo)}（{len(w.merged_pulls)} 个）" for w in busiest[:3]
+        )
         parts.append(f"合并 PR 最多的是 {listed}。")
     pressing = sorted((w for w in active if w.issues), key=lambda w: len(w.issues), reverse=True)
     if pressing:
-        listed = "、".join(f"{w.repo}（{len(w.issues)} 个）" for w in pressing[:3])
+        listed = "、".join(
+            f"{escape_markdown_text(w.repo)}（{len(w.issues)} 个）" for w in pressing[:3]
+        )
         parts.append(f"新 issue 集中在 {listed}，可留意其中的回归与兼容性问题。")
     return "".join(parts)
 
@@ -620,7 +638,8 @@ def _notes(
     if structured and not used_model:
         notes.append("本周回顾未使用模型撰写，由存档的每日数据直接整理。")
     elif structured:
-        notes.append("以下仓库的本周要点由数据直接整理：" + "、".join(structured) + "。")
+        listed = "、".join(escape_markdown_text(repo) for repo in structured)
+        notes.append(f"以下仓库的本周要点由数据直接整理：{listed}。")
     if missing:
         days = "、".join(day.isoformat() for day in missing)
         notes.append(f"以下日期没有存档，未计入本周：{days}。")
@@ -703,7 +722,7 @@ def render_weekly_markdown(weekly: WeeklyDigest) -> str:
     parts = [f"本周 AI Infra 新闻回顾（{span}）", "", "## 本周概览", weekly.summary.strip(), ""]
     parts.append("## 各仓库动态")
     for section in weekly.sections:
-        parts.append(f"### {section.repo}")
+        parts.append(f"### {escape_markdown_text(section.repo)}")
         blocks = [section.releases, section.highlights, section.totals]
         parts.append("\n\n".join(block.strip() for block in blocks if block.strip()))
         parts.append("")

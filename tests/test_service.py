@@ -166,7 +166,7 @@ async def test_path_like_junk_gets_a_one_line_usage(service: CommandService) -> 
     reply = await ask(service, "/digest ../../etc")
     assert_one_line_usage(reply)
     assert "用法：/digest" in reply.text
-    assert "\\.\\./\\.\\./etc" in reply.text  # echoed escaped
+    assert "“../../etc”" in reply.text  # echoed literally (dots are not Markdown)
 
 
 async def test_an_impossible_date_gets_a_one_line_usage(service: CommandService) -> None:
