@@ -194,12 +194,12 @@ class Pipeline:
     async def digest_for(self, day: date, repos: Sequence[str] | None) -> Digest:
         """The digest of `day` for `repos` (None: all tracked), its summary written for that set."""
         digest, activity = await self.day(day)
-        wanted = tuple(r for r in (repos or ()) if activity.repo(r) is not None)
-        if (
-            repos is None
-            or not wanted
-            or {r.lower() for r in wanted} == {s.repo.lower() for s in digest.sections}
-        ):
+        # A followed repository missing from the day (added after it was collected) keeps its
+        # place as a short "no data" section rather than being dropped or widening the digest.
+        wanted = tuple(dict.fromkeys(repos or ()))
+        if repos is None or {r.lower() for r in wanted} == {
+            s.repo.lower() for s in digest.sections
+        }:
             return digest
         key = (day, wanted)
         if key not in self._subsets:
