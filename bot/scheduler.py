@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from bot.delivery import DigestSource, FanOutResult, MarkdownFor, fan_out
@@ -150,7 +150,7 @@ class Scheduler:
         self._generation_retry = generation_retry
         self._lock_seconds = lock_seconds
         self._stop_grace = stop_grace
-        self._fan_out_options = dict(fan_out_options or {})
+        self._fan_out_options: dict[str, Any] = dict(fan_out_options or {})
         self._ready: set[date] = set()
         self._retry_generation_at: dict[date, datetime] = {}
         self._ensured: dict[date, set[tuple[str, str]]] = {}
@@ -179,19 +179,7 @@ class Scheduler:
         if not due:
             return TickResult(day=day, ready=True, due=0)
         await self._ensure(day, due, now)
-        result = await fan_out(
-            self._store,
-            self._pipeline,
-            self._senders,
-            day,
-            worker=self._worker,
-            now=now,
-            chats=due,
-            ensure=False,
-            due_before=now,
-            stop=stop,
-            **self._fan_out_options,  # type: ignore[arg-type]
-        )
+        result = await self._fan_out(day, due, now, stop=stop, due_before=now)
         weekly = await self._weekly(day, due, now, stop)
         return TickResult(day=day, ready=True, due=len(due), delivery=result, weekly=weekly)
 
@@ -246,6 +234,20 @@ class Scheduler:
         if not ready:
             return None
         await self._ensure(day, ready, now, kind=WEEKLY)
+        return await self._fan_out(
+            day,
+            ready,
+            now,
+            stop=stop,
+            due_before=due_before,
+            kind=WEEKLY,
+            markdown_for=await self._week_texts(day),
+        )
+
+    async def _fan_out(
+        self, day: date, chats: Sequence[Chat], now: datetime, **options: Any
+    ) -> FanOutResult:
+        """One fan-out of `day` to `chats` (rows already ensured) with this scheduler's options."""
         return await fan_out(
             self._store,
             self._pipeline,
@@ -253,13 +255,10 @@ class Scheduler:
             day,
             worker=self._worker,
             now=now,
-            chats=ready,
+            chats=chats,
             ensure=False,
-            due_before=due_before,
-            stop=stop,
-            kind=WEEKLY,
-            markdown_for=await self._week_texts(day),
-            **self._fan_out_options,  # type: ignore[arg-type]
+            **options,
+            **self._fan_out_options,
         )
 
     async def _week_texts(self, end: date) -> MarkdownFor:
