@@ -28,8 +28,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from fake_discord import FakeDiscord  # noqa: E402
 
 from bot.delivery import fan_out  # noqa: E402
-from bot.discord_bot import DiscordWebhookSender, register_webhooks  # noqa: E402
-from bot.discord_render import render_messages  # noqa: E402
+from bot.platforms.discord import DiscordWebhookSender, register_webhooks  # noqa: E402
+from bot.platforms.discord.render import render_messages  # noqa: E402
 from bot.settings import DEFAULT_REPOS, load_settings  # noqa: E402
 from bot.store import Store  # noqa: E402
 from collectors.activity import DayActivity  # noqa: E402
@@ -123,7 +123,7 @@ async def sender_alone(webhooks: int) -> None:
         async with fake.session() as session:
             sender = DiscordWebhookSender(urls, session=session)
             started = time.monotonic()
-            await asyncio.gather(*(sender.send_digest(t, markdown) for t in sender.targets))
+            await asyncio.gather(*(sender.send_markdown(t, markdown) for t in sender.targets))
             elapsed = time.monotonic() - started
     print(f"sender alone, {webhooks:>2} webhook(s)       {elapsed:.2f} s, 429s {fake.rate_limited}")
 

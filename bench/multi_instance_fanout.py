@@ -47,10 +47,10 @@ from telegram.request import HTTPXRequest  # noqa: E402
 from bot.delivery import fan_out  # noqa: E402
 from bot.fleet import Fleet  # noqa: E402
 from bot.pipeline import Pipeline  # noqa: E402
+from bot.platforms.telegram import RateGate, TelegramSender  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.store import Store, make_engine  # noqa: E402
 from bot.store.tables import chats as chats_table  # noqa: E402
-from bot.telegram import RateGate, TelegramSender  # noqa: E402
 from collectors.activity import DayActivity, RepoActivity  # noqa: E402
 from collectors.github import GitHubClient  # noqa: E402
 from summarizer.compose import Composer  # noqa: E402

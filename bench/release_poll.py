@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -30,9 +31,10 @@ from fake_telegram import FakeTelegram  # noqa: E402
 from telegram import Bot  # noqa: E402
 
 from bot.alerts import ReleasePoller  # noqa: E402
+from bot.platforms.base import Sender  # noqa: E402
+from bot.platforms.telegram import TelegramSender  # noqa: E402
 from bot.settings import DEFAULT_REPOS  # noqa: E402
 from bot.store import Store  # noqa: E402
-from bot.telegram import TelegramSender  # noqa: E402
 from collectors.github import GitHubClient  # noqa: E402
 
 POLL_MINUTES = 5
@@ -41,15 +43,20 @@ LATENCY_INTERVAL = 1.0
 LATENCY_RUNS = 5
 
 
-class NullSender:
+class NullSender(Sender):
     """Accepts every alert (the rate-limit figure does not depend on the platform)."""
 
     platform = "telegram"
+    message_limit = 1_000_000
     rate_per_second = 1000.0
 
-    async def send_digest(self, chat_id: str, markdown: str) -> list[str]:
+    def render(self, markdown: str) -> list[str]:
+        """The alert as one message."""
+        return [markdown]
+
+    async def send_part(self, chat_id: str, part: Any, *, reply_to: str | None = None) -> str:
         """Accept and forget."""
-        return ["1"]
+        return "1"
 
 
 def _repos(repos: Sequence[str]) -> Callable[[], Awaitable[Sequence[str]]]:

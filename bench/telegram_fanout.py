@@ -27,9 +27,9 @@ from telegram import Bot  # noqa: E402
 
 from bot.delivery import fan_out  # noqa: E402
 from bot.pipeline import Pipeline  # noqa: E402
+from bot.platforms.telegram import TelegramSender, render_messages  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.store import Store  # noqa: E402
-from bot.telegram import TelegramSender, render_messages  # noqa: E402
 from collectors.github import GitHubClient  # noqa: E402
 from collectors.sample import load_sample  # noqa: E402
 from summarizer.compose import Composer  # noqa: E402

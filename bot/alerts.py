@@ -18,12 +18,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from aiolimiter import AsyncLimiter
 from pydantic import ValidationError
 
-from bot.delivery import one_line, retry_delay, sender_rate
+from bot.delivery import one_line, retry_delay, send_parts
+from bot.platforms.base import Sender
 from bot.scheduler import worker_id
-from bot.senders import ChatGone, RetryLater, Sender
 from bot.settings import Settings
 from bot.store import AlertChat, AlertClaim, Store, utcnow
 from bot.tracking import tracked_set
@@ -105,9 +104,6 @@ class ReleasePoller:
         self._lease = lease_seconds
         self._max_attempts = max(1, max_attempts)
         self._batch = max(1, batch_size)
-        self._limiters = {
-            name: AsyncLimiter(1, 1.0 / sender_rate(sender)) for name, sender in senders.items()
-        }
         # Releases whose alert rows exist (repo key, tag) → published_at; pruned after MAX_AGE.
         self._settled: dict[tuple[str, str], datetime] = {}
         # First sightings never change once recorded: read each from the database once.
@@ -222,47 +218,51 @@ class ReleasePoller:
             await asyncio.gather(*(self._send(claim, result) for claim in claims))
 
     async def _send(self, claim: AlertClaim, result: PollResult) -> None:
+        """One alert through the delivery engine: paced at the gate, resumed part by part."""
         sender = self._senders[claim.platform]
-        await self._limiters[claim.platform].acquire()
-        try:
-            message_ids = await sender.send_digest(claim.chat_id, claim.message)
-        except ChatGone as exc:
-            reason = one_line(exc)
-            await self._store.disable_alerts(claim.platform, claim.chat_id, None)
-            await self._store.deactivate(claim.platform, claim.chat_id, reason)
-            await self._store.mark_alert_failed(claim, f"chat gone: {reason}", final=True)
+        outcome = await send_parts(self._store, sender, claim, claim.message, max_wait=60.0)
+        assert isinstance(outcome.claim, AlertClaim)
+        claim = outcome.claim
+        if outcome.moved_to is not None:
+            await self._store.move_chat(claim.platform, claim.chat_id, outcome.moved_to)
+        if outcome.status == "sent":
+            if await self._store.mark_alert_sent(claim, outcome.ids):
+                result.sent += 1
+        elif outcome.status == "gone":
+            chat_id = outcome.moved_to or claim.chat_id
+            await self._store.disable_alerts(claim.platform, chat_id, None)
+            await self._store.deactivate(claim.platform, chat_id, outcome.error)
+            await self._store.mark_alert_failed(claim, f"chat gone: {outcome.error}", final=True)
             result.deactivated += 1
-            log.info(
-                "release alerts: chat %s:%s is gone: %s", claim.platform, claim.chat_id, reason
-            )
-        except RetryLater as exc:
-            retry_at = self._clock() + timedelta(seconds=max(exc.retry_after, 1.0))
+            log.info("release alerts: chat %s:%s is gone: %s", *_key(claim), outcome.error)
+        elif outcome.status == "later":
+            retry_at = self._clock() + timedelta(seconds=max(outcome.retry_after, 1.0))
             await self._store.mark_alert_failed(
-                claim, one_line(exc), final=False, retry_at=retry_at
+                claim, outcome.error, final=False, retry_at=retry_at
             )
             result.retrying += 1
-        except Exception as exc:
+        elif outcome.status == "error":
             final = claim.attempts >= self._max_attempts
             retry_at = self._clock() + timedelta(seconds=retry_delay(claim.attempts))
             await self._store.mark_alert_failed(
-                claim, one_line(exc), final=final, retry_at=retry_at
+                claim, outcome.error, final=final, retry_at=retry_at
             )
             if final:
                 result.failed += 1
-                result.errors.append(f"{claim.platform}:{claim.chat_id}: {one_line(exc)}")
+                result.errors.append(f"{claim.platform}:{claim.chat_id}: {outcome.error}")
             else:
                 result.retrying += 1
             log.warning(
                 "release alert %s %s to %s:%s failed: %s",
                 claim.repo,
                 claim.tag,
-                claim.platform,
-                claim.chat_id,
-                one_line(exc),
+                *_key(claim),
+                outcome.error,
             )
-        else:
-            if await self._store.mark_alert_sent(claim, [str(m) for m in message_ids]):
-                result.sent += 1
+
+
+def _key(claim: AlertClaim) -> tuple[str, str]:
+    return claim.platform, claim.chat_id
 
 
 async def run_release_alerts(

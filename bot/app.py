@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,7 +19,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_e
 
 from bot.logs import redact
 from bot.pipeline import Pipeline, make_composer, make_github, make_llm
-from bot.senders import Sender
+from bot.platforms.base import Sender
 from bot.settings import Settings
 from bot.store import Store
 
@@ -153,7 +153,7 @@ async def run(
             if settings.telegram_bot_token is not None:
                 from telegram.error import InvalidToken
 
-                from bot.telegram import TelegramAdapter
+                from bot.platforms.telegram import TelegramAdapter
 
                 adapter = TelegramAdapter(settings, service)
                 try:
@@ -164,8 +164,6 @@ async def run(
                     ) from None
                 stack.push_async_callback(adapter.stop)
                 senders[adapter.sender.platform] = adapter.sender
-                fleet = Fleet(store, worker, ttl=lease_seconds, on_size=adapter.sender.gate.share)
-                background.append(asyncio.create_task(fleet.run(stop)))
                 if settings.telegram_webhook_url and webhook_secret is not None:
                     await adapter.start_webhook(
                         url=settings.telegram_webhook_url,
@@ -181,7 +179,7 @@ async def run(
                         )
                     )
             if settings.discord_bot_token is not None:
-                from bot.discord_bot import make_bot, run_discord
+                from bot.platforms.discord import make_bot, run_discord
 
                 bot = make_bot(settings, service)
                 senders[bot.sender.platform] = bot.sender
@@ -189,13 +187,16 @@ async def run(
                     asyncio.create_task(run_discord(settings, service, stop, bot=bot))
                 )
             if settings.discord_webhook_url is not None:
-                from bot.discord_bot import make_webhook_sender, register_webhooks
+                from bot.platforms.discord import make_webhook_sender, register_webhooks
 
                 webhook = make_webhook_sender(settings)
                 if webhook is not None:
                     stack.push_async_callback(webhook.aclose)
                     await register_webhooks(store, webhook, settings)
                     senders[webhook.platform] = webhook
+            # Every platform's send budget is split between the live instances.
+            fleet = Fleet(store, worker, ttl=lease_seconds, on_size=share_budgets(senders))
+            background.append(asyncio.create_task(fleet.run(stop)))
             scheduler = Scheduler(
                 settings,
                 store,
@@ -237,6 +238,16 @@ async def run(
     return 0
 
 
+def share_budgets(senders: Mapping[str, Sender]) -> Callable[[int], None]:
+    """What the fleet calls with the number of live instances: each sender paces at 1/N."""
+
+    def share(instances: int) -> None:
+        for sender in senders.values():
+            sender.gate.share(instances)
+
+    return share
+
+
 async def _until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
     """Wait for `stop`; a background task that dies stops the rest and re-raises its error."""
     waiter = asyncio.create_task(stop.wait())
@@ -260,17 +271,17 @@ async def post(settings: Settings, day: date) -> int:
         store = await open_store(settings)
         stack.push_async_callback(store.close)
         if settings.telegram_bot_token is not None:
-            from bot.telegram import telegram_sender
+            from bot.platforms.telegram import telegram_sender
 
             sender = await stack.enter_async_context(telegram_sender(settings))
             senders[sender.platform] = sender
         if settings.discord_bot_token is not None:
-            from bot.discord_bot import discord_channel_sender
+            from bot.platforms.discord import discord_channel_sender
 
             channel = await stack.enter_async_context(discord_channel_sender(settings))
             senders[channel.platform] = channel
         if settings.discord_webhook_url is not None:
-            from bot.discord_bot import discord_webhook_sender, register_webhooks
+            from bot.platforms.discord import discord_webhook_sender, register_webhooks
 
             webhook = await stack.enter_async_context(discord_webhook_sender(settings))
             if webhook is not None:

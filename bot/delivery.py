@@ -1,9 +1,15 @@
-"""Fan-out of a day's digest: each chat exactly once, within each platform's rate limits.
+"""The one delivery engine: each chat gets each part of a digest once, within the rate limits.
 
 Delivery rows (platform, chat, day) are unique; workers claim them with a lease, send, and mark
 them. A worker that dies leaves claims that expire and are claimed again by another, so nothing
-is lost; a claim that was taken over cannot be marked by its old holder. The only window for a
-repeat is a crash between a platform accepting a message and the row being marked `sent`.
+is lost; a claim that was taken over cannot be marked by its old holder.
+
+A digest is several messages. The row records the ids of the parts the chat has accepted, after
+each one; any retry (a rate-limit storm, a timeout, a restart, another instance taking over the
+claim) resumes at the first part not yet accepted, on every platform alike (`send_parts`, used
+by release alerts too). The only window for a repeat is one part: a crash, or a reply lost on
+the way back, between the platform accepting it and the row recording it. Pacing is the
+sender's gate, and nowhere else.
 
 The same machinery delivers the weekly roll-up (`kind=WEEKLY`, text from `markdown_for`). A chat
 that opted into the chart gets the day's picture right after its daily post, best effort: the
@@ -21,19 +27,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
-from aiolimiter import AsyncLimiter
-
-from bot.senders import ChatGone, RetryLater, Sender, photo_sender
-from bot.store import DAILY, Chat, DeliveryClaim, Store
+from bot.platforms.base import ChatGone, ChatMoved, RetryLater, Sender, photo_sender
+from bot.store import DAILY, AlertClaim, Chat, DeliveryClaim, Store
 from collectors.activity import DayActivity
 from summarizer.digest import Digest, render_markdown
 from summarizer.watch import with_watch_section
 
 log = logging.getLogger(__name__)
 
-# Messages per second a platform accepts from one bot when its Sender does not say.
-DEFAULT_RATES: dict[str, float] = {"telegram": 30.0, "discord": 5.0}
-FALLBACK_RATE = 5.0
+# A part that failed for no stated reason (a timeout, a lost connection) is tried again at once
+# this many times, after these pauses, before the claim is handed back for later.
+INLINE_RETRY_PAUSES = (0.5, 2.0)
+# RetryLater answers within one attempt before the claim is handed back for later.
+MAX_RATE_LIMIT_ROUNDS = 8
 # Transient failures wait longer each time: 10 s, 30 s, 90 s, 270 s, ...
 RETRY_BASE_SECONDS = 10.0
 # Bot tokens (`123456:ABC…`) and webhook secrets (`webhooks/<id>/<token>`) must not reach logs.
@@ -94,34 +100,102 @@ def retry_delay(attempts: int) -> float:
     return RETRY_BASE_SECONDS * float(3 ** max(0, attempts - 1))
 
 
-def sender_rate(sender: Sender) -> float:
-    """The sender's messages-per-second budget (its `rate_per_second`, else the platform's)."""
-    rate = getattr(sender, "rate_per_second", None)
-    if isinstance(rate, int | float) and rate > 0:
-        return float(rate)
-    return DEFAULT_RATES.get(sender.platform, FALLBACK_RATE)
+Claim = DeliveryClaim | AlertClaim
+
+
+@dataclass
+class PartsOutcome:
+    """How sending a claim's parts ended.
+
+    `status`: "sent" (every part accepted; `ids` holds them all), "gone" (the chat is gone),
+    "later" (rate limited for longer than we wait; `retry_after`), "error" (a transient failure
+    that outlived the inline retries), "lost" (the claim was taken over), "stopped" (shutting
+    down). `claim` is the newest version of the claim (progress recorded); `moved_to` is the
+    chat's new id when it moved while sending.
+    """
+
+    status: str
+    claim: Claim
+    ids: list[str]
+    error: str = ""
+    retry_after: float = 0.0
+    moved_to: str | None = None
+
+
+async def send_parts(
+    store: Store,
+    sender: Sender,
+    claim: Claim,
+    markdown: str,
+    *,
+    max_wait: float,
+    hold: Callable[[Claim], Awaitable[Claim | None]] | None = None,
+    stopping: Callable[[], bool] = lambda: False,
+    retry_pauses: Sequence[float] = INLINE_RETRY_PAUSES,
+) -> PartsOutcome:
+    """Send `markdown` to the claim's chat from the first part it has not accepted yet.
+
+    Each accepted part is recorded on the claim's row before the next is sent, so whatever
+    ends this attempt, the next one (any worker, any instance) continues after it. Every
+    message waits at the sender's gate; a 429 pauses the gate for every chat of the platform.
+    `hold` renews the lease when it runs short (None: the claim was lost); a part that fails
+    for no stated reason is tried again after each of `retry_pauses` (a lost reply may thus
+    deliver that one part twice: Telegram has no idempotency key).
+    """
+    parts = sender.render(markdown)
+    ids = list(claim.sent_ids)[: len(parts)]
+    target = claim.chat_id
+    moved_to: str | None = None
+    rounds = 0
+    failures = 0
+    while len(ids) < len(parts):
+        if stopping():
+            return PartsOutcome("stopped", claim, ids, moved_to=moved_to)
+        if hold is not None:
+            held = await hold(claim)
+            if held is None:
+                return PartsOutcome("lost", claim, ids, moved_to=moved_to)
+            claim = held
+        await sender.gate.wait(target)
+        try:
+            message_id = await sender.send_part(target, parts[len(ids)])
+        except ChatGone as exc:
+            return PartsOutcome("gone", claim, ids, one_line(exc), moved_to=moved_to)
+        except ChatMoved as exc:
+            log.info("%s chat %s moved to %s", sender.platform, target, exc.new_chat_id)
+            target = moved_to = exc.new_chat_id
+            continue
+        except RetryLater as exc:
+            rounds += 1
+            if exc.retry_after > max_wait or rounds >= MAX_RATE_LIMIT_ROUNDS:
+                return PartsOutcome(
+                    "later", claim, ids, one_line(exc), exc.retry_after, moved_to=moved_to
+                )
+            # Flood control covers the whole bot: every chat of the platform waits.
+            sender.gate.pause(exc.retry_after)
+            log.info("%s asks to wait %.1f s", sender.platform, exc.retry_after)
+            continue
+        except Exception as exc:
+            if failures >= len(retry_pauses):
+                return PartsOutcome("error", claim, ids, one_line(exc), moved_to=moved_to)
+            log.info("%s part to %s failed, trying again: %s", sender.platform, target, exc)
+            await asyncio.sleep(retry_pauses[failures])
+            failures += 1
+            continue
+        ids.append(message_id)
+        failures = 0
+        if len(ids) < len(parts):
+            recorded = await store.record_parts(claim, ids)
+            if recorded is None:
+                return PartsOutcome("lost", claim, ids, moved_to=moved_to)
+            claim = recorded
+    return PartsOutcome("sent", claim, ids, moved_to=moved_to)
 
 
 def running_clock(start: datetime) -> Callable[[], datetime]:
     """A clock that starts at `start` and advances with real time (leases stay meaningful)."""
     origin = time.monotonic()
     return lambda: start + timedelta(seconds=time.monotonic() - origin)
-
-
-class _Pause:
-    """A platform-wide pause after a RetryLater: flood control applies to the whole bot."""
-
-    def __init__(self) -> None:
-        self._until = 0.0
-
-    def extend(self, seconds: float) -> None:
-        self._until = max(self._until, time.monotonic() + seconds)
-
-    async def wait(self) -> None:
-        left = self._until - time.monotonic()
-        while left > 0:  # another RetryLater may have extended the pause meanwhile
-            await asyncio.sleep(left)
-            left = self._until - time.monotonic()
 
 
 def chart_caption(day: date) -> str:
@@ -170,6 +244,7 @@ class _Options:
     stop: asyncio.Event | None
     kind: str = DAILY
     markdown_for: MarkdownFor | None = None
+    retry_pauses: Sequence[float] = INLINE_RETRY_PAUSES
 
 
 class _Broadcast:
@@ -197,11 +272,6 @@ class _Broadcast:
         self.day = day
         self.chats = dict(chats)
         self.o = options
-        rate = sender_rate(sender)
-        # One message per 1/rate seconds, no bursts: a platform counting per second never
-        # sees more than its limit.
-        self.limiter = AsyncLimiter(1, 1.0 / rate)
-        self.pause = _Pause()
         self.result = FanOutResult()
 
     def _stopping(self) -> bool:
@@ -290,54 +360,45 @@ class _Broadcast:
         return text
 
     async def _send(self, claim: DeliveryClaim, chat: Chat, markdown: str) -> None:
-        for _ in range(8):  # RetryLater rounds; a platform asking more often is retried later
-            await self.pause.wait()
-            if self._stopping():
-                await self.store.release_claim(claim)
-                return
-            await self.limiter.acquire()
-            held = await self._hold(claim)
-            if held is None:
-                self.result.taken_over += 1
-                return
-            claim = held
-            try:
-                message_ids = await self.sender.send_digest(chat.chat_id, markdown)
-            except ChatGone as exc:
-                reason = one_line(exc)
-                await self.store.deactivate(chat.platform, chat.chat_id, reason)
-                await self.store.mark_failed(claim, f"chat gone: {reason}", final=True)
-                self.result.deactivated += 1
-                log.info("chat %s:%s is gone, deactivated: %s", *chat.key, reason)
-                return
-            except RetryLater as exc:
-                log.info("%s asks to wait %.1f s", self.platform, exc.retry_after)
-                if exc.retry_after > self.o.max_wait:
-                    await self._later(claim, one_line(exc), exc.retry_after)
-                    return
-                self.pause.extend(exc.retry_after)
-                continue
-            except Exception as exc:
-                await self._failed(claim, one_line(exc))
-                return
+        outcome = await send_parts(
+            self.store,
+            self.sender,
+            claim,
+            markdown,
+            max_wait=self.o.max_wait,
+            hold=self._hold,
+            stopping=self._stopping,
+            retry_pauses=self.o.retry_pauses,
+        )
+        assert isinstance(outcome.claim, DeliveryClaim)
+        claim = outcome.claim
+        if outcome.moved_to is not None:
+            await self.store.move_chat(chat.platform, chat.chat_id, outcome.moved_to)
+        if outcome.status == "sent":
             # Recorded first: the window in which a crash repeats a post stays as short as it can.
-            marked = await self.store.mark_delivered(claim, [str(m) for m in message_ids])
-            if marked:
+            if await self.store.mark_delivered(claim, outcome.ids):
                 self.result.sent += 1
+                if chat.chart and self.chart is not None:
+                    await self._send_chart(outcome.moved_to or chat.chat_id, self.chart)
             else:
                 self.result.taken_over += 1
                 log.warning("delivery %s:%s was taken over while sending", *chat.key)
-            # Several messages count against the platform budget too, unless the sender paces
-            # each message itself.
-            if not getattr(self.sender, "paces_messages", False):
-                for _ in range(len(message_ids) - 1):
-                    await self.limiter.acquire()
-            if marked and chat.chart and self.chart is not None:
-                await self._send_chart(chat, self.chart)
-            return
-        await self._later(claim, "rate limited repeatedly", retry_delay(claim.attempts))
+        elif outcome.status == "gone":
+            where = outcome.moved_to or chat.chat_id
+            await self.store.deactivate(chat.platform, where, outcome.error)
+            await self.store.mark_failed(claim, f"chat gone: {outcome.error}", final=True)
+            self.result.deactivated += 1
+            log.info("chat %s:%s is gone, deactivated: %s", *chat.key, outcome.error)
+        elif outcome.status == "later":
+            await self._later(claim, outcome.error, max(outcome.retry_after, 1.0))
+        elif outcome.status == "error":
+            await self._failed(claim, outcome.error)
+        elif outcome.status == "stopped":
+            await self.store.release_claim(claim)
+        else:  # lost: another worker holds the claim now and continues after our parts
+            self.result.taken_over += 1
 
-    async def _send_chart(self, chat: Chat, chart: _DayChart) -> None:
+    async def _send_chart(self, chat_id: str, chart: _DayChart) -> None:
         """The day's picture after the chat's digest; best effort: failures are only logged."""
         sender = photo_sender(self.sender)
         if sender is None:
@@ -346,20 +407,22 @@ class _Broadcast:
             png = await chart.png()
             if png is None:
                 return
-            await self.pause.wait()
-            await self.limiter.acquire()
-            await sender.send_photo(chat.chat_id, png, chart.caption)
+            await self.sender.gate.wait(chat_id)
+            await sender.send_photo(chat_id, png, chart.caption)
             self.result.photos += 1
         except RetryLater as exc:
             # Flood control covers the whole bot: later digests wait; this picture is skipped.
             if exc.retry_after <= self.o.max_wait:
-                self.pause.extend(exc.retry_after)
-            log.warning("chart for %s:%s skipped: %s", *chat.key, one_line(exc))
+                self.sender.gate.pause(exc.retry_after)
+            log.warning("chart for %s:%s skipped: %s", self.platform, chat_id, one_line(exc))
         except Exception as exc:
-            log.warning("chart for %s:%s could not be sent: %s", *chat.key, one_line(exc))
+            log.warning(
+                "chart for %s:%s could not be sent: %s", self.platform, chat_id, one_line(exc)
+            )
 
-    async def _hold(self, claim: DeliveryClaim) -> DeliveryClaim | None:
+    async def _hold(self, claim: Claim) -> Claim | None:
         """The claim with enough lease left to send, renewed when short; None when lost."""
+        assert isinstance(claim, DeliveryClaim)
         left = (claim.lease_until - self.o.clock()).total_seconds()
         if left > self.o.lease_seconds / 2:
             return claim
@@ -405,6 +468,7 @@ async def fan_out(
     clock: Callable[[], datetime] | None = None,
     kind: str = DAILY,
     markdown_for: MarkdownFor | None = None,
+    retry_pauses: Sequence[float] = INLINE_RETRY_PAUSES,
 ) -> FanOutResult:
     """Deliver `day`'s digest to `chats` (default: every active chat) that have not had it.
 
@@ -441,6 +505,7 @@ async def fan_out(
         stop=stop,
         kind=kind,
         markdown_for=markdown_for,
+        retry_pauses=tuple(retry_pauses),
     )
     by_key = {c.key: c for c in served}
     watches = await store.all_watches() if daily else {}

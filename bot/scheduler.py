@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from bot.delivery import DigestSource, FanOutResult, MarkdownFor, fan_out
-from bot.senders import Sender
+from bot.platforms.base import Sender
 from bot.settings import Settings, parse_hhmm
 from bot.store import DAILY, FAILED, SENT, WEEKLY, Chat, Store, utcnow
 from bot.tracking import tracked_set

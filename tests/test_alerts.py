@@ -19,8 +19,8 @@ from store_backends import BACKENDS, TestDatabase, isolated_database
 from telegram import Bot
 
 from bot.alerts import ReleasePoller
+from bot.platforms.telegram import TelegramSender
 from bot.store import Store
-from bot.telegram import TelegramSender
 from collectors.github import GitHubClient
 from summarizer.llm import LLMClient
 from summarizer.release_note import release_messages
@@ -233,7 +233,8 @@ async def test_a_failed_send_is_retried_on_a_later_poll(world: World) -> None:
     poller = world.poller()
     await poller.poll_once()
     world.publish(VLLM, "v0.11.0", minutes_after=1)
-    world.telegram.fail_next(500, "Internal Server Error")
+    # The first try and both quick retries of the engine fail: the alert waits for a later poll.
+    world.telegram.fail_next(500, "Internal Server Error", times=3)
     world.clock.advance(5)
     first = await poller.poll_once()
     assert (first.sent, first.retrying) == (0, 1)

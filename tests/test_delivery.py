@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from fake_github import FakeGitHub, commit
@@ -21,8 +21,8 @@ from store_backends import BACKENDS, TestDatabase, isolated_database
 
 from bot.delivery import FanOutResult, fan_out, one_line
 from bot.pipeline import Pipeline
+from bot.platforms.base import ChatGone, RetryLater, Sender
 from bot.scheduler import Scheduler, due_at, due_chats, post_once
-from bot.senders import ChatGone, RetryLater
 from bot.settings import Settings
 from bot.store import Chat, Store
 from collectors.github import GitHubClient
@@ -37,12 +37,18 @@ LONG_AGO = datetime(2026, 1, 1, tzinfo=UTC)
 T = TypeVar("T")
 
 
-class RecordingSender:
-    """A platform that records what it was asked to send and fails when told to."""
+class RecordingSender(Sender):
+    """A platform that records what it was asked to send and fails when told to.
+
+    A digest is one message here (`render` keeps it whole); `sent` lists (chat, markdown).
+    """
+
+    message_limit = 1_000_000
 
     def __init__(self, platform: str = "telegram", *, rate_per_second: float = 1000.0) -> None:
         self.platform = platform
         self.rate_per_second = rate_per_second
+        super().__init__()
         self.sent: list[tuple[str, str]] = []
         self.gone: set[str] = set()
         self.retry_after: dict[str, list[float]] = {}
@@ -52,8 +58,13 @@ class RecordingSender:
         self.delivered = asyncio.Event()
         self.calls = 0
 
-    async def send_digest(self, chat_id: str, markdown: str) -> list[str]:
-        """Send (record) `markdown` to `chat_id`, or fail the way the test asked."""
+    def render(self, markdown: str) -> list[str]:
+        """The digest as one message."""
+        return [markdown]
+
+    async def send_part(self, chat_id: str, part: Any, *, reply_to: str | None = None) -> str:
+        """Send (record) `part` to `chat_id`, or fail the way the test asked."""
+        markdown = str(part)
         self.calls += 1
         if self.hang_after is not None and len(self.sent) >= self.hang_after:
             self.hanging.set()
@@ -67,7 +78,7 @@ class RecordingSender:
             raise ConnectionResetError("connection reset by peer")
         self.sent.append((chat_id, markdown))
         self.delivered.set()
-        return [f"{chat_id}-{len(self.sent)}", f"{chat_id}-{len(self.sent)}b"]
+        return f"{chat_id}-{len(self.sent)}"
 
     def receivers(self) -> Counter[str]:
         """How many posts each chat received."""
@@ -275,8 +286,9 @@ async def test_transient_errors_are_retried_later_then_given_up_after_the_last_a
     world: World,
 ) -> None:
     await world.subscribe(["flaky", "dead"])
-    world.sender.broken = {"flaky": 1, "dead": 99}
-    first = await world.fan_out(max_attempts=3)
+    # flaky fails once, then again after the one quick retry; dead never gets through.
+    world.sender.broken = {"flaky": 2, "dead": 99}
+    first = await world.fan_out(max_attempts=3, retry_pauses=(0.01,))
     assert (first.sent, first.retrying) == (0, 2)
     now = POST_0900
     for _ in range(4):  # later rounds, each after the retry time has come
@@ -284,10 +296,11 @@ async def test_transient_errors_are_retried_later_then_given_up_after_the_last_a
         if retry_at is None:
             break
         now = max(now, retry_at) + timedelta(seconds=1)
-        await world.fan_out(now=now, max_attempts=3)
+        await world.fan_out(now=now, max_attempts=3, retry_pauses=(0.01,))
     assert world.sender.receivers() == {"flaky": 1}
     assert await world.store.delivery_status("telegram", "dead", DAY) == "failed"
-    assert world.sender.calls == 2 + 3  # flaky: 2 attempts; dead: 3, then it is given up
+    # flaky: 2 failed tries, then sent in the second attempt; dead: 3 attempts of 2 tries each.
+    assert world.sender.calls == 3 + 3 * 2
 
 
 async def test_chats_of_platforms_without_a_sender_are_skipped_not_claimed(world: World) -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import discord
 import pytest
 from fake_discord import (
@@ -28,7 +27,8 @@ from fake_discord import (
 )
 from fake_github import FakeGitHub
 
-from bot.discord_bot import (
+from bot.platforms.base import ChatGone
+from bot.platforms.discord import (
     PLATFORM,
     WEBHOOK_PLATFORM,
     DigestBot,
@@ -41,8 +41,7 @@ from bot.discord_bot import (
     repo_list_choices,
     run_discord,
 )
-from bot.discord_render import render_messages, split_messages, to_discord
-from bot.senders import ChatGone
+from bot.platforms.discord.render import render_messages, split_messages, to_discord
 from bot.settings import DEFAULT_REPOS, Settings, load_settings
 from bot.store import Store
 from collectors.activity import DayActivity
@@ -197,7 +196,7 @@ async def test_long_digest_arrives_through_the_webhook_as_several_valid_messages
 ) -> None:
     sender, url = webhook_sender
     markdown = render_markdown(long_digest())
-    ids = await sender.send_digest(sender.targets[0], markdown)
+    ids = await sender.send_markdown(sender.targets[0], markdown)
     posted = fake.webhook_messages(url)
     assert len(posted) == len(ids) > 3
     assert ids == [str(message.id) for message in posted]
@@ -211,7 +210,7 @@ async def test_everyone_in_model_output_never_pings(
 ) -> None:
     sender, _url = webhook_sender
     hostile = "\n- 紧急 @everyone @here 请看 <@123456789012345678> 和 <@&234567890123456789>"
-    await sender.send_digest(sender.targets[0], render_markdown(long_digest(3, hostile)))
+    await sender.send_markdown(sender.targets[0], render_markdown(long_digest(3, hostile)))
     payloads = fake.payloads("webhook")
     assert any("@everyone" in payload["content"] for payload in payloads)
     for payload in payloads:
@@ -225,23 +224,10 @@ async def test_a_429_is_waited_out_and_every_message_arrives_once(
     sender, url = webhook_sender
     fake.answer_429(times=1, retry_after=0.2)
     markdown = render_markdown(long_digest(2))
-    ids = await sender.send_digest(sender.targets[0], markdown)
+    ids = await sender.send_markdown(sender.targets[0], markdown)
     assert fake.rate_limited == 1
     assert [m.content for m in fake.webhook_messages(url)] == render_messages(markdown)
     assert len(set(ids)) == len(ids)
-
-
-async def test_a_retry_after_a_network_failure_continues_without_repeating_messages(
-    fake: FakeDiscord, webhook_sender: tuple[DiscordWebhookSender, str]
-) -> None:
-    sender, url = webhook_sender
-    markdown = render_markdown(long_digest(3))
-    fake.drop_connection(after=1)
-    with pytest.raises(aiohttp.ClientError):
-        await sender.send_digest(sender.targets[0], markdown)
-    ids = await sender.send_digest(sender.targets[0], markdown)
-    assert [m.content for m in fake.webhook_messages(url)] == render_messages(markdown)
-    assert ids == [str(m.id) for m in fake.webhook_messages(url)]
 
 
 async def test_a_deleted_webhook_raises_chat_gone_and_tells_the_operator(
@@ -252,7 +238,7 @@ async def test_a_deleted_webhook_raises_chat_gone_and_tells_the_operator(
     sender, url = webhook_sender
     fake.delete_webhook(url)
     with caplog.at_level(logging.WARNING), pytest.raises(ChatGone, match="Unknown Webhook"):
-        await sender.send_digest(sender.targets[0], "## 摘要\n内容")
+        await sender.send_markdown(sender.targets[0], "## 摘要\n内容")
     assert "DISCORD_WEBHOOK_URL" in caplog.text
     assert parse_webhook_url(url).token not in caplog.text
 
@@ -264,7 +250,7 @@ async def test_a_webhook_with_a_wrong_token_is_gone(fake: FakeDiscord) -> None:
     async with fake.session() as session:
         sender = DiscordWebhookSender([url.replace(token, token[::-1])], session=session)
         with pytest.raises(ChatGone, match="401"):
-            await sender.send_digest(webhook_id, "内容")
+            await sender.send_markdown(webhook_id, "内容")
 
 
 def test_webhook_urls_in_other_forms_name_the_same_webhook() -> None:
@@ -392,13 +378,15 @@ async def test_channel_sender_posts_and_a_channel_without_access_is_gone(
     settings = load_settings(discord_bot_token=fake.bot_token)
     async with discord_channel_sender(settings, connector=fake.connector()) as sender:
         channel = fake.add_channel()
-        ids = await sender.send_digest(str(channel), render_markdown(long_digest(4, " @everyone")))
+        ids = await sender.send_markdown(
+            str(channel), render_markdown(long_digest(4, " @everyone"))
+        )
         posted = fake.channel_messages[channel]
         assert ids == [str(m.id) for m in posted] and len(ids) > 1
         assert all(m.payload["allowed_mentions"] == {"parse": []} for m in posted)
         for access in ("forbidden", "deleted"):
             with pytest.raises(ChatGone):
-                await sender.send_digest(str(fake.add_channel(access)), "## 摘要\n内容")
+                await sender.send_markdown(str(fake.add_channel(access)), "## 摘要\n内容")
 
 
 # --- slash commands through the gateway --------------------------------------------------------

@@ -31,11 +31,11 @@ from telegram import Bot
 from bot.app import StartupError, open_store, run
 from bot.delivery import fan_out
 from bot.pipeline import Pipeline
+from bot.platforms.telegram import TelegramSender
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.status import collect_status, render_status
 from bot.store import Store
-from bot.telegram import TelegramSender
 from collectors.github import GitHubClient
 from summarizer.compose import Composer
 from summarizer.digest import Digest, Section

@@ -30,12 +30,12 @@ from telegram import Bot
 from bot.app import StartupError, run
 from bot.fleet import POLLER_LOCK, Election, Fleet
 from bot.pipeline import Pipeline
+from bot.platforms.telegram import RateGate, TelegramAdapter, TelegramSender
 from bot.scheduler import Scheduler
 from bot.service import CommandService
 from bot.settings import Settings
 from bot.store import Store
 from bot.store.tables import deliveries, runs
-from bot.telegram import RateGate, TelegramAdapter, TelegramSender
 from collectors.github import GitHubClient
 from summarizer.compose import Composer
 

@@ -14,11 +14,11 @@ from telegram import Bot
 
 from bot.delivery import fan_out
 from bot.pipeline import Pipeline
-from bot.senders import ChatGone, RetryLater
+from bot.platforms.base import ChatGone, RetryLater
+from bot.platforms.telegram import RateGate, TelegramAdapter, TelegramSender, render_messages
 from bot.service import CommandService
 from bot.settings import Settings
 from bot.store import Store
-from bot.telegram import RateGate, TelegramAdapter, TelegramSender, render_messages
 from collectors.github import GitHubClient
 from collectors.sample import load_sample
 from summarizer.compose import Composer
@@ -207,7 +207,7 @@ async def test_sender_returns_one_id_per_message(
     sender: TelegramSender, telegram: FakeTelegram
 ) -> None:
     markdown = render_markdown(make_digest(ARCHIVED_DAY, paragraphs=20))
-    ids = await sender.send_digest("1001", markdown)
+    ids = await sender.send_markdown("1001", markdown)
     assert ids == [str(m.message_id) for m in telegram.messages_to(1001)]
     assert len(ids) == len(render_messages(markdown)) > 1
     assert_valid(telegram)
@@ -216,7 +216,7 @@ async def test_sender_returns_one_id_per_message(
 async def test_a_blocked_chat_is_chat_gone(sender: TelegramSender, telegram: FakeTelegram) -> None:
     telegram.blocked.add("1002")
     with pytest.raises(ChatGone):
-        await sender.send_digest("1002", "**hello**")
+        await sender.send_markdown("1002", "**hello**")
 
 
 async def test_a_chat_that_no_longer_exists_is_chat_gone(
@@ -224,14 +224,14 @@ async def test_a_chat_that_no_longer_exists_is_chat_gone(
 ) -> None:
     telegram.missing.add("-1003")
     with pytest.raises(ChatGone):
-        await sender.send_digest("-1003", "hello")
+        await sender.send_markdown("-1003", "hello")
 
 
 async def test_a_429_with_retry_after_is_waited_out(
     sender: TelegramSender, telegram: FakeTelegram
 ) -> None:
     telegram.rate_limit_next(1)
-    ids = await sender.send_digest("1004", "**hello** world")
+    ids = await sender.send_markdown("1004", "**hello** world")
     assert len(ids) == 1
     assert telegram.too_many_requests == 1
     assert [m.plain for m in telegram.messages_to(1004)] == ["hello world"]
@@ -242,7 +242,7 @@ async def test_a_429_in_the_middle_of_a_digest_sends_nothing_twice(
 ) -> None:
     markdown = render_markdown(make_digest(ARCHIVED_DAY, paragraphs=20))
     telegram.rate_limit_next(1, skip=1)
-    ids = await sender.send_digest("1005", markdown)
+    ids = await sender.send_markdown("1005", markdown)
     plains = [m.plain for m in telegram.messages_to(1005)]
     assert len(plains) == len(ids) == len(set(plains))
     assert telegram.too_many_requests == 1
@@ -253,7 +253,7 @@ async def test_a_long_retry_after_before_anything_was_sent_is_retry_later(
 ) -> None:
     telegram.rate_limit_next(30)
     with pytest.raises(RetryLater) as caught:
-        await sender.send_digest("1006", "hello")
+        await sender.send_markdown("1006", "hello", max_wait=5)
     assert caught.value.retry_after == 30
     assert telegram.messages_to(1006) == []
 
@@ -293,7 +293,7 @@ def test_a_fenced_block_with_blank_lines_is_not_cut_as_paragraphs() -> None:
 
 def test_the_gate_spaces_sends_under_the_overall_and_group_limits() -> None:
     now = [0.0]
-    gate = RateGate(30, 20, margin=1.0, clock=lambda: now[0])
+    gate = RateGate(30, (20, 60.0), margin=1.0, clock=lambda: now[0])
     delays = [gate.reserve(str(chat)) for chat in range(60)]
     assert delays[0] == 0
     assert delays[-1] == pytest.approx(59 / 30)
@@ -305,7 +305,7 @@ def test_the_gate_spaces_sends_under_the_overall_and_group_limits() -> None:
 
 def test_after_a_stall_the_gate_lets_no_more_than_the_limit_into_a_window() -> None:
     now = [0.0]
-    gate = RateGate(30, 20, clock=lambda: now[0])
+    gate = RateGate(30, (20, 60.0), clock=lambda: now[0])
     verdicts = [gate.admit() for _ in range(30)]  # 30 sends released at once
     assert verdicts[:28] == [0.0] * 28  # 95 % of 30 per second
     assert verdicts[28] == pytest.approx(1.0)
@@ -313,7 +313,7 @@ def test_after_a_stall_the_gate_lets_no_more_than_the_limit_into_a_window() -> N
 
 def test_the_gate_holds_everything_after_a_pause() -> None:
     now = [5.0]
-    gate = RateGate(30, 20, clock=lambda: now[0])
+    gate = RateGate(30, (20, 60.0), clock=lambda: now[0])
     gate.pause(3)
     assert gate.reserve("1") == pytest.approx(3)
 

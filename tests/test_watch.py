@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_telegram import FakeTelegram
@@ -17,10 +18,11 @@ from telegram import Bot
 
 from bot.delivery import fan_out
 from bot.pipeline import Pipeline
+from bot.platforms.base import Sender
+from bot.platforms.telegram import TelegramSender
 from bot.service import ChatContext, CommandService, Reply
 from bot.settings import Settings
 from bot.store import Store
-from bot.telegram import TelegramSender
 from collectors.activity import Commit, DayActivity, Issue, PullRequest, Release, RepoActivity
 from collectors.github import GitHubClient
 from collectors.sample import load_sample
@@ -346,18 +348,25 @@ SAMPLE_DAY = date(2026, 1, 15)  # the bundled sample day
 SAMPLE_NEXT_MORNING = datetime(2026, 1, 16, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
 
-class MarkdownRecorder:
-    """A platform that keeps the Markdown of each daily post it is handed."""
+class MarkdownRecorder(Sender):
+    """A platform that keeps the Markdown of each daily post it is handed (one message)."""
 
     platform = "telegram"
+    message_limit = 1_000_000
+    rate_per_second = 1000.0
 
     def __init__(self) -> None:
+        super().__init__()
         self.posts: dict[str, str] = {}
 
-    async def send_digest(self, chat_id: str, markdown: str) -> list[str]:
+    def render(self, markdown: str) -> list[str]:
+        """The post as one message."""
+        return [markdown]
+
+    async def send_part(self, chat_id: str, part: Any, *, reply_to: str | None = None) -> str:
         """Record the post; one message id per chat."""
-        self.posts[chat_id] = markdown
-        return [chat_id]
+        self.posts[chat_id] = str(part)
+        return chat_id
 
 
 async def test_digest_of_a_watching_chat_has_the_same_section_as_its_daily_post(

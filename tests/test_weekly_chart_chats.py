@@ -24,14 +24,14 @@ from telegram import Bot
 from telegram.error import TelegramError
 
 from bot.delivery import fan_out
-from bot.discord_bot import DiscordWebhookSender, discord_channel_sender
 from bot.pipeline import Pipeline
+from bot.platforms.base import ChatGone, PhotoSender, Sender, photo_sender
+from bot.platforms.discord import DiscordWebhookSender, discord_channel_sender
+from bot.platforms.telegram import TelegramAdapter, TelegramSender
 from bot.scheduler import Scheduler, post_once
-from bot.senders import ChatGone, PhotoSender, Sender, photo_sender
 from bot.service import NO_WEEKLY, ChatContext, CommandService
 from bot.settings import Settings, load_settings
 from bot.store import WEEKLY, Store
-from bot.telegram import TelegramAdapter, TelegramSender
 from collectors.github import GitHubClient
 from summarizer.compose import Composer
 
@@ -336,17 +336,14 @@ async def test_discord_webhook_and_channel_get_the_chart_as_an_attachment_withou
 async def test_a_sender_without_photos_gets_the_digest_only(
     store: Store, pipeline: Pipeline, sender: TelegramSender, telegram: FakeTelegram
 ) -> None:
-    class TextOnly:
-        platform = "telegram"
+    class TextOnly(TelegramSender):
+        sends_photos = False
 
-        async def send_digest(self, chat_id: str, markdown: str) -> list[str]:
-            return await sender.send_digest(chat_id, markdown)
-
-    assert isinstance(sender, PhotoSender) and photo_sender(TextOnly()) is None
+    assert isinstance(sender, PhotoSender) and photo_sender(TextOnly(sender.bot)) is None
     await subscribe(store, "telegram", "1", at=MONDAY_0900 - timedelta(days=30))
     await store.set_chart("telegram", "1", True)
     result = await fan_out(
-        store, pipeline, {"telegram": TextOnly()}, END, worker="w", now=MONDAY_0900
+        store, pipeline, {"telegram": TextOnly(sender.bot)}, END, worker="w", now=MONDAY_0900
     )
     assert (result.sent, result.photos) == (1, 0)
     assert telegram.photos == []

@@ -121,7 +121,13 @@ def _claim(row: RowMapping) -> DeliveryClaim:
         attempts=row["attempts"],
         lease_until=row["lease_until"],
         kind=row["kind"],
+        sent_ids=_ids(row["message_ids"]),
     )
+
+
+def _ids(raw: str | None) -> tuple[str, ...]:
+    """The JSON list of message ids of a delivery or alert row (empty when none yet)."""
+    return tuple(str(m) for m in json.loads(raw)) if raw else ()
 
 
 def _sent(message_ids: list[str], now: datetime | None) -> dict[str, Any]:
@@ -513,6 +519,42 @@ class Store:
             row = (await conn.execute(stmt)).mappings().first()
         return None if row is None else _chat(row)
 
+    async def move_chat(self, platform: str, old_chat_id: str, new_chat_id: str) -> bool:
+        """Move everything of a chat to its new id (a group became a supergroup), at once.
+
+        Subscription, repositories, time, opt-ins, watches, alert settings, follows and delivery
+        and alert records move in one transaction; where the new id already has a row of its
+        own (it subscribed again), that row wins and the old one is dropped, so nothing is
+        posted twice. The old id is never tried again. False when there was nothing to move.
+        """
+        if old_chat_id == new_chat_id:
+            return False
+        keyed: list[tuple[sa.Table, tuple[str, ...]]] = [
+            (chats, ()),
+            (deliveries, ("day", "kind")),
+            (watches, ("word_key",)),
+            (alert_chats, ()),
+            (repo_follows, ("repo_key", "kind")),
+            (alerts, ("repo", "tag")),
+        ]
+        moved = False
+        async with self._write() as conn:
+            for table, rest in keyed:
+                c = table.c
+                old = sa.and_(c.platform == platform, c.chat_id == old_chat_id)
+                taken = table.alias("taken")
+                same_key = [taken.c[name] == c[name] for name in rest]
+                clash = (
+                    sa.select(sa.literal(1))
+                    .select_from(taken)
+                    .where(taken.c.platform == platform, taken.c.chat_id == new_chat_id, *same_key)
+                    .exists()
+                )
+                await conn.execute(sa.delete(table).where(old, clash))
+                result = await conn.execute(sa.update(table).where(old).values(chat_id=new_chat_id))
+                moved = moved or bool(result.rowcount)
+        return moved
+
     async def deactivate(
         self, platform: str, chat_id: str, reason: str, *, now: datetime | None = None
     ) -> None:
@@ -697,6 +739,21 @@ class Store:
         """Record the delivery as sent; False when the claim was no longer this worker's."""
         sent = _sent(message_ids, now)
         return await self._finish_claim(deliveries, claim, sent) is not None
+
+    async def record_parts(
+        self, claim: DeliveryClaim | AlertClaim, message_ids: Sequence[str]
+    ) -> DeliveryClaim | AlertClaim | None:
+        """Record the parts the chat accepted so far (still sending); None when the claim is lost.
+
+        A later attempt (a retry, a restart, another instance taking over the lease) starts after
+        these parts, so nobody receives an acknowledged part twice.
+        """
+        table = alerts if isinstance(claim, AlertClaim) else deliveries
+        values = {"message_ids": json.dumps([str(m) for m in message_ids])}
+        row = await self._finish_claim(table, claim, values)
+        if row is None:
+            return None
+        return _alert_claim(row) if isinstance(claim, AlertClaim) else _claim(row)
 
     async def mark_failed(
         self,
@@ -1260,4 +1317,5 @@ def _alert_claim(row: RowMapping) -> AlertClaim:
         worker=row["claimed_by"],
         attempts=row["attempts"],
         lease_until=row["lease_until"],
+        sent_ids=_ids(row["message_ids"]),
     )

@@ -48,6 +48,8 @@ class DeliveryClaim:
     attempts: int
     lease_until: datetime
     kind: str = "daily"  # or "weekly": the roll-up of the week ending with `day`
+    # Ids of the parts the chat has accepted so far: a retry resumes after them.
+    sent_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ class AlertClaim:
     worker: str
     attempts: int
     lease_until: datetime
+    # Ids of the parts the chat has accepted so far: a retry resumes after them.
+    sent_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
