@@ -29,7 +29,7 @@ from bot.delivery import DigestSource, FanOutResult, MarkdownFor, fan_out
 from bot.senders import Sender
 from bot.settings import Settings, parse_hhmm
 from bot.store import DAILY, FAILED, SENT, WEEKLY, Chat, Store, utcnow
-from bot.tracking import tracked_set
+from bot.tracking import shared_set
 from collectors.cache import KeyValueCache
 from collectors.window import day_window, yesterday
 from summarizer.llm import LLMClient
@@ -267,7 +267,8 @@ class Scheduler:
         from bot.archive import week_for
         from summarizer.weekly import render_weekly_markdown
 
-        tracked = await tracked_set(self._store, self._settings.digest_repos)
+        # The shared set only: what a chat added never reaches the roll-up.
+        tracked = await shared_set(self._store, self._settings.digest_repos)
         made: dict[tuple[str, ...], asyncio.Task[str]] = {}
 
         async def write(repos: tuple[str, ...]) -> str:
@@ -278,7 +279,7 @@ class Scheduler:
 
         async def for_chat(chat: Chat) -> str:
             wanted = {r.lower() for r in chat.repos or ()}
-            repos = tuple(r for r in tracked if r.lower() in wanted) or tuple(chat.repos or tracked)
+            repos = tuple(r for r in tracked if r.lower() in wanted) or tuple(tracked)
             if repos not in made:
                 made[repos] = asyncio.ensure_future(write(repos))
             return await asyncio.shield(made[repos])

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     release_poll_minutes: float = Field(default=5.0, gt=0, le=1440)
     track_any_repo: bool = True
     max_tracked_repos: int = Field(default=30, ge=1, le=1000)
+    # Repositories one chat may add beyond the shared set (`/subscribe owner/name`).
+    max_chat_repos: int = Field(default=5, ge=0, le=100)
+    # Generating a day that is not archived yet, on demand: per chat (operators exempt) and overall.
+    on_demand_per_chat_day: int = Field(default=10, ge=1, le=1000)
+    on_demand_per_hour: int = Field(default=30, ge=1, le=10000)
 
     @field_validator("digest_models", "digest_repos", "admin_user_ids", mode="before")
     @classmethod

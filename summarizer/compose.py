@@ -173,6 +173,15 @@ class Composer:
             summary_usage=usage,
         )
 
+    def with_sections(self, digest: Digest, extra: Sequence[Section]) -> Digest:
+        """`digest` with `extra` sections after its own; its summary stays as written (never
+        fed by them), and the reader notes also speak of them."""
+        notes = list(digest.notes)
+        for note in self._notes(extra, "model"):
+            if note not in notes:
+                notes.append(note)
+        return digest.model_copy(update={"sections": [*digest.sections, *extra], "notes": notes})
+
     # ------------------------------------------------------------ sections
 
     async def section(self, activity: RepoActivity, day: date) -> Section:

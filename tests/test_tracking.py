@@ -105,9 +105,10 @@ async def test_the_pipeline_collects_a_followed_repository_until_nobody_follows_
     async with GitHubClient("http://127.0.0.1:9", None, None) as client:
         pipeline = Pipeline(settings, store, github=client, composer=Composer(None, None))
         await ask(service, "/subscribe InternLM/lmdeploy")
-        assert await pipeline.repos() == [*DEFAULT_REPOS, "InternLM/lmdeploy"]
+        assert await pipeline.collected_repos() == [*DEFAULT_REPOS, "InternLM/lmdeploy"]
+        assert await pipeline.repos() == list(DEFAULT_REPOS)  # the shared set: not in it
         await ask(service, "/unsubscribe lmdeploy")
-        assert await pipeline.repos() == list(DEFAULT_REPOS)
+        assert await pipeline.collected_repos() == list(DEFAULT_REPOS)
 
 
 async def test_a_chat_on_all_that_adds_a_repository_keeps_it_until_it_drops_it(
