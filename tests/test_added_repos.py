@@ -7,7 +7,8 @@ PostgreSQL when TEST_DATABASE_URL is set), and chats talk to the command service
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -89,12 +90,12 @@ def _day_data(github: FakeGitHub, added_body: str) -> None:
     github.add_repo(
         SHARED,
         commits=[commit(when=when, message="Fix FP8 kernel (#1)")],
-        pulls=[pull(1, created_at=when, merged_at=when, title="Fix FP8 kernel")],
+        issues=[pull(1, created_at=when, merged_at=when, title="Fix FP8 kernel")],
     )
     github.add_repo(
         ADDED,
         commits=[commit(when=when, message="Tile kernels (#5)")],
-        pulls=[pull(5, created_at=when, merged_at=when, title="Tile kernels", body=added_body)],
+        issues=[pull(5, created_at=when, merged_at=when, title="Tile kernels", body=added_body)],
     )
     github.add_repo(PROMOTED, commits=[commit(when=when, message="Other things (#9)")])
 
@@ -127,10 +128,6 @@ async def _world(
                 yield World(github, model, store, configured, pipeline, service)
         finally:
             await llm.aclose()
-            await store.close()
-
-
-WorldMaker = Callable[..., AsyncIterator[World]]
 
 
 @pytest.fixture
@@ -191,3 +188,23 @@ async def test_an_operator_track_promotes_an_added_repository_to_the_shared_set(
     posts = await world.posts()
     assert f"### {ADDED}" in posts["100"]
     assert "cutile" in world.summary_prompts()
+
+
+async def test_injection_drill_an_added_repository_cannot_change_other_chats_or_ping(
+    db: TestDatabase, tmp_path: Path
+) -> None:
+    async with isolated_database(db.backend, tmp_path / "benign") as other:
+        async for benign in _world(other, added_body=INJECTION):
+            await benign.ask("100", "/subscribe")
+            untouched = (await benign.posts())["100"]
+    async for world in _world(db, added_body=INJECTION):
+        await world.ask("100", "/subscribe")
+        await world.ask("200", "/subscribe")
+        await world.ask("200", f"/subscribe {ADDED}")
+        posts = await world.posts()
+        assert "evil" not in world.summary_prompts()
+    assert posts["100"] == untouched
+    own = posts["200"].split(f"### {ADDED}", 1)[1]
+    assert "deprecated" in own  # the stand-in did obey the PR body...
+    assert "evil.example" not in posts["200"]  # ...but its link is gone
+    assert re.search(r"@(?!\u200b)\w", own) is None  # and no mention can ping
