@@ -29,10 +29,10 @@ import discord
 from aiolimiter import AsyncLimiter
 from discord import app_commands
 
+from bot.commands import COMMAND_MENU, ChatContext, Reply
 from bot.discord_render import MESSAGE_LIMIT, render_messages
 from bot.repos import short_name
 from bot.senders import ChatGone, RetryLater
-from bot.service import COMMAND_MENU, ChatContext, Reply
 from bot.settings import Settings
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from summarizer.compose import NOT_COLLECTED, SECTION_NAMESPACE, SUMMARY_NAMESPA
 from summarizer.digest import Digest
 from summarizer.llm import LLMClient
 from summarizer.release_note import CACHE_NAMESPACE as RELEASE_NOTE_NAMESPACE
-from summarizer.weekly import WEEKLY_NAMESPACE
+from summarizer.weekly import WEEKLY_NAMESPACE, render_weekly_markdown
 
 if TYPE_CHECKING:
     from bot.store import Store
@@ -150,6 +150,21 @@ def run_errors(activity: DayActivity, digest: Digest) -> list[str]:
     return errors
 
 
+async def compose_week(
+    store: Store,
+    end: date,
+    repos: Sequence[str],
+    llm: LLMClient | None,
+    cache: KeyValueCache | None,
+) -> str | None:
+    """The readers' roll-up of the week ending `end` for `repos`; None when none is archived."""
+    # Imported here: the archive module draws charts (matplotlib), needed for weeks only.
+    from bot.archive import week_for
+
+    weekly = await week_for(store, end, repos, llm, cache)
+    return None if weekly is None else render_weekly_markdown(weekly)
+
+
 class Pipeline:
     """Digests by day: from the archive, else collected and written once (shared by callers)."""
 
@@ -177,6 +192,7 @@ class Pipeline:
         self._inflight: dict[date, asyncio.Task[tuple[Digest, DayActivity]]] = {}
         self._subsets: dict[tuple[date, tuple[str, ...]], Digest] = {}
         self._added_days: OrderedDict[date, dict[str, RepoActivity]] = OrderedDict()
+        self._weeks: dict[tuple[date, tuple[str, ...]], asyncio.Task[str | None]] = {}
 
     async def repos(self) -> list[str]:
         """The repositories a newly generated day covers, in digest order."""
@@ -284,6 +300,28 @@ class Pipeline:
                 self._subsets.clear()
             self._subsets[key] = await self._composer.compose(activity, wanted)
         return self._subsets[key]
+
+    async def week_text(
+        self,
+        end: date,
+        repos: Sequence[str],
+        *,
+        llm: LLMClient | None,
+        cache: KeyValueCache | None,
+    ) -> str | None:
+        """The rendered roll-up of the seven days ending `end` for `repos` (None: none archived).
+
+        The one place a week's text is made, for `/weekly` and the Monday post alike; concurrent
+        askers of the same (end, repos) share one call. `llm` writes it (structured without),
+        `cache` keeps the model's answer.
+        """
+        key = (end, tuple(repos))
+        task = self._weeks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(compose_week(self._store, end, key[1], llm, cache))
+            self._weeks[key] = task
+            task.add_done_callback(lambda _t: self._weeks.pop(key, None))
+        return await asyncio.shield(task)
 
     async def regenerate(self, day: date) -> Digest:
         """Collect and write `day` again (cached sections make unchanged repositories free)."""

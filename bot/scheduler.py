@@ -44,6 +44,17 @@ class SchedulePipeline(DigestSource, Protocol):
         """True when the day's digest is archived."""
         ...
 
+    async def week_text(
+        self,
+        end: date,
+        repos: Sequence[str],
+        *,
+        llm: LLMClient | None,
+        cache: KeyValueCache | None,
+    ) -> str | None:
+        """The rendered roll-up of the week ending `end` for `repos`; None: nothing archived."""
+        ...
+
 
 def worker_id(prefix: str = "") -> str:
     """A name for this process's claims and locks: host, pid and a random suffix."""
@@ -262,20 +273,16 @@ class Scheduler:
         )
 
     async def _week_texts(self, end: date) -> MarkdownFor:
-        """Each chat's roll-up of the week ending with `end`, made once per repository set."""
-        # Imported here: the archive module draws charts (matplotlib), needed on Mondays only.
-        from bot.archive import week_for
-        from summarizer.weekly import render_weekly_markdown
-
+        """Each chat's roll-up of the week ending with `end`, from the pipeline (one per set)."""
         # The shared set only: what a chat added never reaches the roll-up.
         tracked = await shared_set(self._store, self._settings.digest_repos)
         made: dict[tuple[str, ...], asyncio.Task[str]] = {}
 
         async def write(repos: tuple[str, ...]) -> str:
-            weekly = await week_for(self._store, end, repos, self._llm, self._cache)
-            if weekly is None:
+            text = await self._pipeline.week_text(end, repos, llm=self._llm, cache=self._cache)
+            if text is None:
                 raise LookupError(f"no archived day in the week ending {end}")
-            return render_weekly_markdown(weekly)
+            return text
 
         async def for_chat(chat: Chat) -> str:
             wanted = {r.lower() for r in chat.repos or ()}

@@ -47,14 +47,14 @@ from telegram.warnings import PTBDeprecationWarning
 from telegramify_markdown import MessageEntity as MdEntity
 from telegramify_markdown import RenderConfig, convert, split_entities, utf16_len
 
+from bot.commands import ChatContext, ChatKind, CommandService, Reply
 from bot.senders import ChatGone, RetryLater
-from bot.service import ChatContext, ChatKind, CommandService, Reply
 from bot.settings import Settings
 
 if TYPE_CHECKING:
     from telegram import Bot
 
-    from bot.service import ChatStore, DigestSource
+    from bot.commands import ChatStore, DigestSource
 
 log = logging.getLogger(__name__)
 

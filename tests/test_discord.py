@@ -416,7 +416,7 @@ async def github() -> AsyncIterator[FakeGitHub]:
 async def running_bot(
     fake: FakeDiscord, store: Store, github: FakeGitHub
 ) -> AsyncIterator[tuple[FakeDiscord, Store, OneDigest]]:
-    service_module = pytest.importorskip("bot.service")
+    service_module = pytest.importorskip("bot.commands")
     settings: Settings = load_settings(
         discord_bot_token=fake.bot_token,
         github_api_url=github.url,

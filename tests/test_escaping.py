@@ -14,9 +14,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from bot.commands import echo, render_sections
 from bot.discord_render import render_messages as discord_messages
 from bot.discord_render import to_discord
-from bot.service import echo, render_sections
 from bot.site import render_markdown_html
 from bot.telegram import render_messages as telegram_messages
 from collectors.activity import Commit, DayActivity, Issue, PullRequest, Release, RepoActivity

@@ -12,10 +12,10 @@ from pydantic import SecretStr
 from service_support import ARCHIVED_DAY, NOW, ArchivePipeline, archive, make_activity, make_digest
 from telegram import Bot
 
+from bot.commands import CommandService
 from bot.delivery import fan_out
 from bot.pipeline import Pipeline
 from bot.senders import ChatGone, RetryLater
-from bot.service import CommandService
 from bot.settings import Settings
 from bot.store import Store
 from bot.telegram import RateGate, TelegramAdapter, TelegramSender, render_messages

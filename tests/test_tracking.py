@@ -13,8 +13,8 @@ import pytest
 from fake_github import FakeGitHub
 from service_support import NOW, ArchivePipeline
 
+from bot.commands import ChatContext, CommandService, Reply
 from bot.pipeline import Pipeline
-from bot.service import ChatContext, CommandService, Reply
 from bot.settings import DEFAULT_REPOS, Settings
 from bot.store import Store
 from bot.tracking import RepoChecker, tracked_set

@@ -23,12 +23,12 @@ from synthetic_days import REPOS, archive_day, day_activity, days_ending, repo_d
 from telegram import Bot
 from telegram.error import TelegramError
 
+from bot.commands import NO_WEEKLY, ChatContext, CommandService
 from bot.delivery import fan_out
 from bot.discord_bot import DiscordWebhookSender, discord_channel_sender
 from bot.pipeline import Pipeline
 from bot.scheduler import Scheduler, post_once
 from bot.senders import ChatGone, PhotoSender, Sender, photo_sender
-from bot.service import NO_WEEKLY, ChatContext, CommandService
 from bot.settings import Settings, load_settings
 from bot.store import WEEKLY, Store
 from bot.telegram import TelegramAdapter, TelegramSender
