@@ -93,8 +93,12 @@ class ArchivePipeline:
         """The newest archived day."""
         return await self.store.latest_day()
 
-    async def digest_for(self, day: date, repos: Sequence[str] | None) -> Digest:
-        """The day's digest (archived or generated now), cut to `repos` when given."""
+    async def digest_for(
+        self, day: date, repos: Sequence[str] | None, *, added: Sequence[str] = ()
+    ) -> Digest:
+        """The day's digest (archived or generated now), cut to `repos` (plus `added`) if given."""
+        if added:
+            repos = [*(repos if repos is not None else DEFAULT_REPOS), *added]
         self.calls.append((day, tuple(repos) if repos is not None else None))
         digest = self._memory.get(day) or await self.store.load_digest(day)
         if digest is None:

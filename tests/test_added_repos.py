@@ -21,7 +21,7 @@ from store_backends import BACKENDS, TestDatabase, isolated_database
 
 from bot.delivery import fan_out
 from bot.pipeline import Pipeline
-from bot.service import ChatContext, CommandService, Reply
+from bot.commands import ChatContext, CommandService, Reply
 from bot.settings import Settings
 from bot.site import build_site
 from bot.store import Store

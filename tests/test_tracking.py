@@ -116,7 +116,7 @@ async def test_a_chat_on_all_that_adds_a_repository_keeps_it_until_it_drops_it(
 ) -> None:
     await ask(service, "/subscribe")
     reply = await ask(service, "/subscribe InternLM/lmdeploy")
-    assert reply.text.startswith("已订阅：全部 9 个跟踪的仓库")
+    assert reply.text.startswith("已订阅：全部 8 个跟踪的仓库，以及本聊天添加的 InternLM/lmdeploy")
     chat = await store.get_chat("telegram", "42")
     assert chat is not None and chat.repos is None  # still "all", naming nothing
     assert "InternLM/lmdeploy" in await tracked_set(store, DEFAULT_REPOS)

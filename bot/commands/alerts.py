@@ -70,7 +70,7 @@ class Alerts(Group):
             return Reply("本聊天没有开启版本发布提醒。", ephemeral=True)
         await core.store.unfollow_repos(ctx.platform, ctx.chat_id, repos or None, kind="alerts")
         left = await core.store.disable_alerts(
-            ctx.platform, ctx.chat_id, repos or None, tracked=core.tracked
+            ctx.platform, ctx.chat_id, repos or None, tracked=core.shared
         )
         if left is None:
             return Reply("已关闭本聊天的版本发布提醒。")

@@ -17,7 +17,7 @@ from typing import Literal, Protocol
 from bot.repos import resolve_repo
 from bot.settings import Settings, is_repo_name
 from bot.store.types import AlertChat, TrackedRepo, WatchChange
-from bot.tracking import RepoChecker, admit_repo, tracked_set
+from bot.tracking import RepoChecker, admit_repo, chat_added_repos, shared_set, tracked_set
 from collectors.activity import DayActivity
 from collectors.cache import KeyValueCache
 from summarizer.digest import Digest
@@ -119,6 +119,7 @@ class ChatStore(Protocol):
     # Repositories beyond DIGEST_REPOS, keyword watches and release alerts (bot.store.Store).
     async def tracked_repos(self) -> list[TrackedRepo]: ...
     async def followed_repos(self) -> set[str]: ...
+    async def follows_of(self, platform: str, chat_id: str, *, kind: str) -> set[str]: ...
     async def track_repo(self, repo: str, *, by: str | None, pinned: bool) -> TrackedRepo: ...
     async def untrack_repo(self, repo: str) -> bool: ...
     async def follow_repos(
@@ -153,7 +154,9 @@ class DigestSource(Protocol):
 
     async def has_digest(self, day: date) -> bool: ...
     async def latest_day(self) -> date | None: ...
-    async def digest_for(self, day: date, repos: Sequence[str] | None) -> Digest: ...
+    async def digest_for(
+        self, day: date, repos: Sequence[str] | None, *, added: Sequence[str] = ()
+    ) -> Digest: ...
     async def week_text(
         self,
         end: date,
@@ -214,7 +217,7 @@ def added_note(added: Sequence[str]) -> str:
     if not added:
         return ""
     names = "、".join(f"`{repo}`" for repo in added)
-    return f"新加入跟踪：{names}，从下一期日报起收录。"
+    return f"新加入跟踪：{names}，从下一期日报起收录，只出现在本聊天的日报中。"
 
 
 async def admin_refusal(ctx: ChatContext) -> Reply | None:
@@ -238,7 +241,9 @@ class Core:
         self.store = store
         self.pipeline = pipeline
         self.clock = clock
+        # Every collected repository (names resolve against it), and the shared set among them.
         self.tracked: tuple[str, ...] = tuple(settings.digest_repos)
+        self.shared: tuple[str, ...] = tuple(settings.digest_repos)
         self._tracked_until: datetime | None = None  # when `tracked` should be read again
         self._tracked_read: asyncio.Task[tuple[str, ...]] | None = None
         self.checker = RepoChecker.from_settings(settings)  # asks GitHub about new repositories
@@ -246,6 +251,7 @@ class Core:
     async def read_tracked(self) -> tuple[str, ...]:
         """Read the tracked set from the store into `tracked` (fresh for TRACKED_TTL)."""
         self.tracked = tuple(await tracked_set(self.store, self.settings.digest_repos))
+        self.shared = tuple(await shared_set(self.store, self.settings.digest_repos))
         self._tracked_until = self.clock() + TRACKED_TTL
         return self.tracked
 
@@ -289,6 +295,7 @@ class Core:
             raise Refused("仓库太多。用法：/subscribe [仓库 …]，发送 /repos 查看全部。")
         chosen: set[str] = set()
         added: list[str] = []
+        own = {r.lower() for r in await self.added_by(ctx)}
         for token in tokens:
             try:
                 chosen.add(self.resolve(token))
@@ -304,6 +311,7 @@ class Core:
                 tracked=self.tracked,
                 by=who(ctx),
                 pinned=False,
+                chat_added=len(own | {r.lower() for r in chosen if not self.is_shared(r)}),
             )
             if admission.repo is None:
                 raise Refused(admission.refusal or f"不能添加“{echo(token)}”。")
@@ -312,7 +320,28 @@ class Core:
             if admission.added:
                 added.append(admission.repo)
             chosen.add(admission.repo)
+        own |= {r.lower() for r in chosen if not self.is_shared(r)}
+        if len(own) > self.settings.max_chat_repos:
+            limit = self.settings.max_chat_repos
+            raise Refused(f"本聊天添加的仓库已达上限（{limit} 个）。可先取消订阅其中一个。")
         return tuple(r for r in self.tracked if r in chosen), tuple(added)
+
+    def is_shared(self, repo: str) -> bool:
+        """True when `repo` is in the shared set (DIGEST_REPOS or pinned by an operator)."""
+        return repo.lower() in {r.lower() for r in self.shared}
+
+    async def added_by(self, ctx: ChatContext) -> tuple[str, ...]:
+        """The repositories outside the shared set this chat named or added (its own)."""
+        chat = await self.store.get_chat(ctx.platform, ctx.chat_id)
+        named = chat.repos if chat is not None and chat.active else None
+        return await chat_added_repos(
+            self.store, self.settings.digest_repos, ctx.platform, ctx.chat_id, named
+        )
+
+    def visible(self, ctx_added: Sequence[str]) -> tuple[str, ...]:
+        """The repositories a chat may read: the shared set, then what it added itself."""
+        own = {r.lower() for r in ctx_added}
+        return tuple(r for r in self.tracked if self.is_shared(r) or r.lower() in own)
 
     async def follow(self, ctx: ChatContext, repos: Sequence[str], *, kind: str) -> None:
         """Record the repositories beyond DIGEST_REPOS the chat asked for.
@@ -325,24 +354,28 @@ class Core:
             await self.store.follow_repos(ctx.platform, ctx.chat_id, extras, kind=kind)
 
     async def chat_repos(self, ctx: ChatContext) -> tuple[str, ...] | None:
-        """The chat's subscribed set, or None (all tracked) when it follows all or none."""
+        """The shared repositories of the chat's subscription, or None (all shared) when it
+        follows all or none; `()` when it names only repositories it added."""
         chat = await self.store.get_chat(ctx.platform, ctx.chat_id)
         if chat is None or not chat.active or not chat.repos:
             return None
         wanted = {r.lower() for r in chat.repos}
-        chosen = tuple(r for r in self.tracked if r.lower() in wanted)
-        return chosen or None
+        chosen = tuple(r for r in self.shared if r.lower() in wanted)
+        named_any = any(r.lower() in wanted for r in self.tracked)
+        return chosen if chosen or named_any else None
 
-    def describe(self, chat: ChatRecord) -> str:
+    def describe(self, chat: ChatRecord, added: Sequence[str] = ()) -> str:
         """`全部 8 个仓库；每天 09:00（Asia/Shanghai）推送。`"""
-        every = f"全部 {len(self.tracked)} 个跟踪的仓库"
+        every = f"全部 {len(self.shared)} 个跟踪的仓库"
+        if added and not chat.repos:
+            every += f"，以及本聊天添加的 {repo_list(added)}"
         what = repo_list(chat.repos) if chat.repos else every
         return f"{what}；每天 {chat.post_time}（{chat.timezone}）推送。"
 
     def alert_scope(self, alerts: AlertChat) -> str:
         """Which repositories a chat's release alerts cover, in prose."""
         if alerts.repos is None:
-            return f"全部 {len(self.tracked)} 个跟踪的仓库"
+            return f"全部 {len(self.shared)} 个跟踪的仓库"
         return "、".join(f"`{repo}`" for repo in alerts.repos)
 
 

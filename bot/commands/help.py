@@ -48,8 +48,9 @@ class Help(Group):
         """/repos, /help and /start (Telegram's first message; not in the menu)."""
         return {"repos": self._repos, "help": self._help, "start": self._start}
 
-    async def _repos(self, _c: ChatContext, _a: str, _p: Progress | None) -> Reply:
-        tracked = self._core.tracked
+    async def _repos(self, ctx: ChatContext, _a: str, _p: Progress | None) -> Reply:
+        # The shared set, then what this chat added: another chat's additions are its own.
+        tracked = self._core.visible(await self._core.added_by(ctx))
         shorts = [short_name(r).lower() for r in tracked]
         lines = ["跟踪的仓库（命令里可用全名或简称，不区分大小写）："]
         for repo in tracked:

@@ -23,6 +23,7 @@ from bot.commands.core import (
     Reply,
     admin_refusal,
     echo,
+    resolve_in,
 )
 from collectors.cache import KeyValueCache
 from collectors.window import today as local_today
@@ -49,7 +50,7 @@ WEEKLY_FAILED = "生成本周回顾失败，请稍后再试。"
 _DAY_RE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 
 # (day, view, repos, watch words) of a rendered /digest answer.
-_RenderKey = tuple[date, str, tuple[str, ...] | None, tuple[str, ...]]
+_RenderKey = tuple[date, str, tuple[str, ...] | None, tuple[str, ...], tuple[str, ...]]
 
 
 def parse_day(token: str) -> date | None:
@@ -87,7 +88,9 @@ class Reading(Group):
         # Rendered text per (day, view, repos, watch words), valid while the pipeline hands back
         # the same Digest.
         self._rendered: OrderedDict[_RenderKey, tuple[Digest, str]] = OrderedDict()
-        self._inflight: dict[tuple[date, tuple[str, ...] | None], asyncio.Task[Digest]] = {}
+        self._inflight: dict[
+            tuple[date, tuple[str, ...] | None, tuple[str, ...]], asyncio.Task[Digest]
+        ] = {}
 
     def handlers(self) -> Mapping[str, Handler]:
         """/digest, /weekly and /chart."""
@@ -95,8 +98,12 @@ class Reading(Group):
 
     # -- /digest -----------------------------------------------------------------------------
 
-    def parse_digest_args(self, args: str) -> DigestRequest:
-        """Split `/digest` arguments into at most one day and any tracked repositories."""
+    def parse_digest_args(self, args: str, among: Sequence[str] | None = None) -> DigestRequest:
+        """Split `/digest` arguments into at most one day and any tracked repositories.
+
+        `among` are the repositories the chat may read (default: every tracked one).
+        """
+        among = self._core.tracked if among is None else among
         tokens = args.split()
         if len(tokens) > MAX_DIGEST_TOKENS:
             raise Refused(f"参数太多。{USAGE_DIGEST}")
@@ -109,23 +116,26 @@ class Reading(Group):
                     raise Refused(f"只能指定一个日期。{USAGE_DIGEST}")
                 day = parsed
                 continue
-            repos.append(self._core.resolve(token))
-        return DigestRequest(day, tuple(r for r in self._core.tracked if r in repos))
+            repos.append(resolve_in(token, among))
+        return DigestRequest(day, tuple(r for r in among if r in repos))
 
     async def _digest(self, ctx: ChatContext, args: str, progress: Progress | None) -> Reply:
         core = self._core
-        request = self.parse_digest_args(args)
+        # Another chat's additions are not this chat's to read: names resolve among its own.
+        own = await core.added_by(ctx)
+        request = self.parse_digest_args(args, core.visible(own))
         today = local_today(core.settings.digest_timezone, core.clock())
         day = request.day if request.day is not None else await self._default_day(today)
         if day >= today:
             raise Refused(f"{day.isoformat()} 还没有结束，日报在次日生成。{USAGE_DIGEST}")
         repos: tuple[str, ...] | None
+        added = tuple(r for r in request.repos if not core.is_shared(r))
         if len(request.repos) == 1:
             view, repos = "section", request.repos
         elif request.repos:
             view, repos = "sections", request.repos
         else:
-            view, repos = "digest", await core.chat_repos(ctx)
+            view, repos, added = "digest", await core.chat_repos(ctx), own
         # The whole-subscription view is the chat's daily post: with its `### 关注` section.
         words = await core.store.watches_of(ctx.platform, ctx.chat_id) if view == "digest" else ()
         if not await core.pipeline.has_digest(day):
@@ -136,7 +146,7 @@ class Reading(Group):
             if progress is not None:
                 await progress(PROGRESS_TEXT)
         try:
-            digest = await self._shared_digest(day, repos if view == "digest" else None)
+            digest = await self._shared_digest(day, repos if view == "digest" else None, added)
         except Exception:
             log.exception("digest of %s for %s could not be made", day, repos or "all")
             return Reply(GENERATION_FAILED, ephemeral=True)
@@ -154,12 +164,15 @@ class Reading(Group):
             return latest
         return yesterday
 
-    async def _shared_digest(self, day: date, repos: tuple[str, ...] | None) -> Digest:
+    async def _shared_digest(
+        self, day: date, repos: tuple[str, ...] | None, added: tuple[str, ...] = ()
+    ) -> Digest:
         """The pipeline's digest; concurrent askers of the same (day, repos) share one call."""
-        key = (day, repos)
+        key = (day, repos, added)
         task = self._inflight.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._core.pipeline.digest_for(day, repos))
+            pipeline = self._core.pipeline
+            task = asyncio.ensure_future(pipeline.digest_for(day, repos, added=added))
             self._inflight[key] = task
             task.add_done_callback(lambda _t: self._inflight.pop(key, None))
         return await asyncio.shield(task)
@@ -173,7 +186,7 @@ class Reading(Group):
         words: tuple[str, ...] = (),
     ) -> str:
         """Render (cached while the pipeline returns the same Digest object)."""
-        key = (day, view, repos, words)
+        key = (day, view, repos, tuple(s.repo for s in digest.sections), words)
         cached = self._rendered.get(key)
         if cached is not None and cached[0] is digest:
             self._rendered.move_to_end(key)
@@ -207,8 +220,9 @@ class Reading(Group):
             return await self._opt_in(ctx, "weekly", mode == "on")
         if mode.split(" ", 1)[0] in ("on", "off"):
             raise Refused(USAGE_WEEKLY)
-        named = core.resolve_all(args)
-        repos = named or await core.chat_repos(ctx) or core.tracked
+        # The roll-up reads the archive: the shared set only, never a chat's additions.
+        named = tuple(r for r in core.resolve_all(args) if core.is_shared(r))
+        repos = named or await core.chat_repos(ctx) or core.shared
         end = await self._week_end()
         if self._llm is not None and progress is not None:
             await progress(PROGRESS_TEXT)

@@ -74,7 +74,8 @@ class Subscriptions(Group):
             timezone=existing.timezone if existing else core.settings.digest_timezone,
         )
         await core.follow(ctx, repos, kind="daily")
-        return Reply(f"已订阅：{core.describe(chat)}{added_note(added)}")
+        own = await core.added_by(ctx)
+        return Reply(f"已订阅：{core.describe(chat, own)}{added_note(added)}")
 
     async def _unsubscribe(self, ctx: ChatContext, args: str, _p: Progress | None) -> Reply:
         core = self._core
@@ -93,18 +94,19 @@ class Subscriptions(Group):
             return Reply("已取消本聊天的全部订阅。")
         # "All tracked" minus some: the store needs the tracked list to know what remains.
         updated = await core.store.unsubscribe(
-            ctx.platform, ctx.chat_id, repos, tracked=core.tracked
+            ctx.platform, ctx.chat_id, repos, tracked=core.visible(await core.added_by(ctx))
         )
         if updated is None or not updated.active:
             return Reply("已取消本聊天的全部订阅。")
-        return Reply(f"已更新订阅：{core.describe(updated)}")
+        return Reply(f"已更新订阅：{core.describe(updated, await core.added_by(ctx))}")
 
     async def _subscriptions(self, ctx: ChatContext, _a: str, _p: Progress | None) -> Reply:
         chat = await self._core.store.get_chat(ctx.platform, ctx.chat_id)
         extras = await self._extras(ctx)
         if chat is None or not chat.active:
             return Reply(f"本聊天未订阅每日日报，发送 /subscribe 订阅。{extras}")
-        return Reply(f"本聊天订阅：{self._core.describe(chat)}{extras}")
+        own = await self._core.added_by(ctx)
+        return Reply(f"本聊天订阅：{self._core.describe(chat, own)}{extras}")
 
     async def _extras(self, ctx: ChatContext) -> str:
         """Release alerts, watch words and opt-ins of the chat, as sentences for /subscriptions."""
