@@ -19,9 +19,9 @@ from fake_github import FakeGitHub, commit, pull
 from fake_llm import API_KEY, FakeLLM, obeying_answer
 from store_backends import BACKENDS, TestDatabase, isolated_database
 
+from bot.commands import ChatContext, CommandService, Reply
 from bot.delivery import fan_out
 from bot.pipeline import Pipeline
-from bot.commands import ChatContext, CommandService, Reply
 from bot.settings import Settings
 from bot.site import build_site
 from bot.store import Store
