@@ -326,7 +326,9 @@ class OneDigest:
         )
         return self.digest, activity
 
-    async def digest_for(self, day: date, repos: Sequence[str] | None) -> Digest:
+    async def digest_for(
+        self, day: date, repos: Sequence[str] | None, *, added: Sequence[str] = ()
+    ) -> Digest:
         self.asked.append((day, repos))
         await asyncio.sleep(self.delay)
         if day != self.digest.day:

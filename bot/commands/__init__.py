@@ -32,6 +32,7 @@ from bot.commands.operator import Operator, unknown_command
 from bot.commands.reading import NO_WEEKLY, PROGRESS_TEXT, Reading, render_sections
 from bot.commands.subscriptions import Subscriptions, split_release_word
 from bot.commands.watches import Watches
+from bot.ondemand import OnDemandLimiter
 from bot.settings import Settings
 from collectors.cache import KeyValueCache
 from summarizer.llm import LLMClient
@@ -96,12 +97,21 @@ class CommandService:
         clock: Callable[[], datetime],
         llm: LLMClient | None = None,
         cache: KeyValueCache | None = None,
+        on_demand: OnDemandLimiter | None = None,
     ) -> None:
-        """`llm` and `cache` write (and keep) the weekly roll-up's text; without, structured."""
+        """`llm` and `cache` write (and keep) the weekly roll-up's text; without, structured.
+
+        `on_demand` bounds generating days not archived yet (default: from the settings).
+        """
         self._core = Core(settings, store, pipeline, clock)
         alerts = Alerts(self._core)
+        limiter = on_demand or OnDemandLimiter(
+            per_chat_day=settings.on_demand_per_chat_day,
+            per_hour=settings.on_demand_per_hour,
+            clock=clock,
+        )
         self._groups: tuple[Group, ...] = (
-            Reading(self._core, llm=llm, cache=cache),
+            Reading(self._core, llm=llm, cache=cache, on_demand=limiter),
             Subscriptions(self._core, alerts),
             alerts,
             Watches(store),

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from bot.commands.core import (
     NOT_SUBSCRIBED,
@@ -24,7 +26,9 @@ from bot.commands.core import (
     admin_refusal,
     echo,
     resolve_in,
+    who,
 )
+from bot.ondemand import OnDemandLimiter
 from collectors.cache import KeyValueCache
 from collectors.window import today as local_today
 from summarizer.digest import NO_UPDATES, Digest, render_markdown
@@ -81,8 +85,16 @@ class Reading(Group):
         ("chart", "日报附上当日动态图：/chart on 或 /chart off"),
     )
 
-    def __init__(self, core: Core, *, llm: LLMClient | None, cache: KeyValueCache | None) -> None:
+    def __init__(
+        self,
+        core: Core,
+        *,
+        llm: LLMClient | None,
+        cache: KeyValueCache | None,
+        on_demand: OnDemandLimiter,
+    ) -> None:
         self._core = core
+        self._on_demand = on_demand
         self._llm = llm
         self._cache = cache
         # Rendered text per (day, view, repos, watch words), valid while the pipeline hands back
@@ -143,6 +155,7 @@ class Reading(Group):
                 raise Refused(
                     f"没有 {day.isoformat()} 的存档；只能生成最近 {ON_DEMAND_DAYS} 天的日报。"
                 )
+            self._count_generation(ctx, day)
             if progress is not None:
                 await progress(PROGRESS_TEXT)
         try:
@@ -151,6 +164,29 @@ class Reading(Group):
             log.exception("digest of %s for %s could not be made", day, repos or "all")
             return Reply(GENERATION_FAILED, ephemeral=True)
         return Reply(await self._render(digest, day, view, repos, words))
+
+    def _count_generation(self, ctx: ChatContext, day: date) -> None:
+        """Count an on-demand generation against the chat's and the hourly bounds, or refuse
+        saying when to try again (operators are exempt)."""
+        core = self._core
+        operator = ctx.user_id is not None and who(ctx) in core.settings.admin_user_ids
+        refusal = self._on_demand.acquire(f"{ctx.platform}:{ctx.chat_id}", operator=operator)
+        if refusal is None:
+            return
+        zone = ZoneInfo(core.settings.digest_timezone)
+        when = refusal.retry_at.astimezone(zone)
+        minutes = max(1, math.ceil((refusal.retry_at - core.clock()).total_seconds() / 60))
+        at = when.strftime("%H:%M") if minutes < 12 * 60 else when.strftime("%Y-%m-%d %H:%M")
+        per_day = core.settings.on_demand_per_chat_day
+        why = {
+            "chat-minute": "每个聊天每分钟只能生成一次未存档的日报",
+            "chat-day": f"每个聊天每天最多生成 {per_day} 次未存档的日报",
+            "global-hour": "本小时生成未存档日报的次数已达上限",
+        }[refusal.scope]
+        raise Refused(
+            f"{day.isoformat()} 尚未存档，{why}；请在 {at}（约 {minutes} 分钟后）再试。"
+            "已存档的日报可随时查看。"
+        )
 
     async def _default_day(self, today: date) -> date:
         """The latest digest: the archived day if it is yesterday or the day before, else yesterday.
