@@ -44,7 +44,8 @@ def split_commas(value: object) -> object:
 
 def parse_hhmm(value: str) -> time:
     """Parse `HH:MM` (24-hour clock) or raise ValueError with a short reason."""
-    match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+    # ASCII digits only: `\d` would also take Arabic-Indic or full-width digits.
+    match = re.fullmatch(r"([0-9]{1,2}):([0-9]{2})", value.strip())
     if not match or int(match[1]) > 23 or int(match[2]) > 59:
         raise ValueError(f"expected HH:MM between 00:00 and 23:59, got {value!r}")
     return time(int(match[1]), int(match[2]))

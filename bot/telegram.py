@@ -653,6 +653,9 @@ class TelegramAdapter:
 
     async def _answer(self, update: Update, message: Message, chat: Chat) -> None:
         command, args = split_command(message.text or "")
+        _name, at, addressee = command.partition("@")
+        if at and addressee.lower() != (self.application.bot.username or "").lower():
+            return  # `/cmd@OtherBot` (private chats too): addressed to another bot, not to us
         user = message.from_user
         reply_to = None if chat.type == ChatType.PRIVATE else message.message_id
         ctx = ChatContext(

@@ -200,6 +200,17 @@ async def test_an_unknown_command_in_a_private_chat_points_to_help(
     assert "/help" in message.plain
 
 
+async def test_a_command_addressed_to_another_bot_is_ignored_even_in_a_private_chat(
+    adapter: TelegramAdapter, telegram: FakeTelegram
+) -> None:
+    telegram.push_command(chat_id=42, user_id=42, text="/digest@OtherBot vllm")
+    telegram.push_command(chat_id=42, user_id=42, text="/frobnicate@OtherBot")
+    telegram.push_command(chat_id=42, user_id=42, text=f"/help@{telegram.username}")
+    [message] = await telegram.wait_for_messages(1, chat_id=42)
+    assert "/subscribe" in message.plain  # the help text: the first two got no answer
+    assert len(telegram.messages_to(42)) == 1
+
+
 # -- the sender ------------------------------------------------------------------------------
 
 

@@ -46,8 +46,8 @@ class Alerts(Group):
         if refusal := await admin_refusal(ctx):
             return refusal
         if mode == "off":
-            return await self.off(ctx, core.resolve_all(rest))
-        repos, added = await core.resolve_or_add(ctx, rest)
+            return await self.off(ctx, core.resolve_all(rest, USAGE_ALERTS))
+        repos, added = await core.resolve_or_add(ctx, rest, USAGE_ALERTS)
         return await self.on(ctx, repos, added)
 
     async def on(self, ctx: ChatContext, repos: tuple[str, ...], added: tuple[str, ...]) -> Reply:

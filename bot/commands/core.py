@@ -36,6 +36,8 @@ ECHO_CHARS = 32
 TRACKED_TTL = timedelta(seconds=30)
 
 USAGE_DIGEST = "用法：/digest [仓库] [YYYY-MM-DD]，例如 /digest vllm 2026-02-04"
+USAGE_SUBSCRIBE = "用法：/subscribe [仓库 …]（全部或指定仓库；写 owner/name 可添加其他公开仓库）"
+USAGE_UNSUBSCRIBE = "用法：/unsubscribe [仓库 …]（全部或指定仓库）"
 NOT_SUBSCRIBED = "本聊天尚未订阅，请先发送 /subscribe。"
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}(?:/[A-Za-z0-9._-]{1,100})?")
@@ -271,20 +273,21 @@ class Core:
             log.warning("the tracked repositories could not be read", exc_info=True)
             return self.tracked
 
-    def resolve(self, token: str) -> str:
-        """One user-typed name → a tracked repository, else Refused with suggestions."""
-        return resolve_in(token, self.tracked)
+    def resolve(self, token: str, usage: str = USAGE_DIGEST) -> str:
+        """One user-typed name → a tracked repository, else Refused (with `usage`, the asking
+        command's own usage line) and suggestions."""
+        return resolve_in(token, self.tracked, usage)
 
-    def resolve_all(self, args: str) -> tuple[str, ...]:
+    def resolve_all(self, args: str, usage: str = USAGE_SUBSCRIBE) -> tuple[str, ...]:
         """Names in `args` → tracked repositories in tracked order (empty: none named)."""
         tokens = args.split()
         if len(tokens) > len(self.tracked) + 4:
-            raise Refused("仓库太多。用法：/subscribe [仓库 …]，发送 /repos 查看全部。")
-        chosen = {self.resolve(token) for token in tokens}
+            raise Refused(f"仓库太多。{usage}，发送 /repos 查看全部。")
+        chosen = {self.resolve(token, usage) for token in tokens}
         return tuple(r for r in self.tracked if r in chosen)
 
     async def resolve_or_add(
-        self, ctx: ChatContext, args: str
+        self, ctx: ChatContext, args: str, usage: str = USAGE_SUBSCRIBE
     ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Names → tracked repositories; an unknown `owner/name` is checked on GitHub and added.
 
@@ -292,13 +295,13 @@ class Core:
         """
         tokens = args.split()
         if len(tokens) > len(self.tracked) + 4:
-            raise Refused("仓库太多。用法：/subscribe [仓库 …]，发送 /repos 查看全部。")
+            raise Refused(f"仓库太多。{usage}，发送 /repos 查看全部。")
         chosen: set[str] = set()
         added: list[str] = []
         own = {r.lower() for r in await self.added_by(ctx)}
         for token in tokens:
             try:
-                chosen.add(self.resolve(token))
+                chosen.add(self.resolve(token, usage))
                 continue
             except Refused:
                 if not is_repo_name(token):
@@ -379,10 +382,10 @@ class Core:
         return "、".join(f"`{repo}`" for repo in alerts.repos)
 
 
-def resolve_in(token: str, repos: Sequence[str]) -> str:
-    """One user-typed name → one of `repos`, else Refused with suggestions."""
+def resolve_in(token: str, repos: Sequence[str], usage: str = USAGE_DIGEST) -> str:
+    """One user-typed name → one of `repos`, else Refused (with `usage`) and suggestions."""
     if not NAME_RE.fullmatch(token) or ".." in token:
-        raise Refused(f"无法识别“{echo(token)}”。{USAGE_DIGEST}")
+        raise Refused(f"无法识别“{echo(token)}”。{usage}")
     found = resolve_repo(token, repos)
     if found.repo is not None:
         return found.repo

@@ -257,7 +257,7 @@ class Reading(Group):
         if mode.split(" ", 1)[0] in ("on", "off"):
             raise Refused(USAGE_WEEKLY)
         # The roll-up reads the archive: the shared set only, never a chat's additions.
-        named = tuple(r for r in core.resolve_all(args) if core.is_shared(r))
+        named = tuple(r for r in core.resolve_all(args, USAGE_WEEKLY) if core.is_shared(r))
         repos = named or await core.chat_repos(ctx) or core.shared
         end = await self._week_end()
         if self._llm is not None and progress is not None:

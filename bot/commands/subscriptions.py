@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from bot.commands.alerts import Alerts
 from bot.commands.core import (
     NOT_SUBSCRIBED,
+    USAGE_SUBSCRIBE,
+    USAGE_UNSUBSCRIBE,
     ChatContext,
     Core,
     Group,
@@ -61,7 +63,7 @@ class Subscriptions(Group):
         if refusal := await admin_refusal(ctx):
             return refusal
         args, releases = split_release_word(args)
-        repos, added = await core.resolve_or_add(ctx, args)
+        repos, added = await core.resolve_or_add(ctx, args, USAGE_SUBSCRIBE)
         if releases:
             return await self._alerts.on(ctx, repos, added)
         existing = await core.store.get_chat(ctx.platform, ctx.chat_id)
@@ -82,7 +84,7 @@ class Subscriptions(Group):
         if refusal := await admin_refusal(ctx):
             return refusal
         args, releases = split_release_word(args)
-        repos = core.resolve_all(args)
+        repos = core.resolve_all(args, USAGE_UNSUBSCRIBE)
         if releases:
             return await self._alerts.off(ctx, repos)
         chat = await core.store.get_chat(ctx.platform, ctx.chat_id)
