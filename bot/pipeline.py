@@ -192,6 +192,8 @@ class Pipeline:
         self._inflight: dict[date, asyncio.Task[tuple[Digest, DayActivity]]] = {}
         self._subsets: dict[tuple[date, tuple[str, ...]], Digest] = {}
         self._added_days: OrderedDict[date, dict[str, RepoActivity]] = OrderedDict()
+        # (day, added repositories) → (the digest extended, the extended digest)
+        self._extended: dict[tuple[date, tuple[str, ...]], tuple[Digest, Digest]] = {}
         self._weeks: dict[tuple[date, tuple[str, ...]], asyncio.Task[str | None]] = {}
 
     async def repos(self) -> list[str]:
@@ -250,9 +252,10 @@ class Pipeline:
 
     async def _with_added(self, day: date, digest: Digest, repos: Sequence[str]) -> Digest:
         """`digest` with the sections of chat-added `repos` after the shared ones."""
-        key = (day, ("\x00added", str(id(digest)), *repos))
-        if key in self._subsets:
-            return self._subsets[key]
+        key = (day, tuple(repos))
+        cached = self._extended.get(key)
+        if cached is not None and cached[0] is digest:
+            return cached[1]
         activities = await self._added_activity(day)
         sections = [
             await self._composer.section(
@@ -261,9 +264,9 @@ class Pipeline:
             for repo in repos
         ]
         extended = self._composer.with_sections(digest, sections)
-        if len(self._subsets) > 256:
-            self._subsets.clear()
-        self._subsets[key] = extended
+        if len(self._extended) > 256:
+            self._extended.clear()
+        self._extended[key] = (digest, extended)
         return extended
 
     async def _added_activity(self, day: date) -> dict[str, RepoActivity]:
@@ -327,6 +330,8 @@ class Pipeline:
         """Collect and write `day` again (cached sections make unchanged repositories free)."""
         self._days.pop(day, None)
         self._subsets = {k: v for k, v in self._subsets.items() if k[0] != day}
+        self._extended = {k: v for k, v in self._extended.items() if k[0] != day}
+        self._added_days.pop(day, None)
         digest, activity = await self._generate(day)
         self._remember(day, (digest, activity))
         return digest
