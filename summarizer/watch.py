@@ -76,7 +76,7 @@ def parse_words(text: str) -> list[str]:
     characters, or without a visible letter or digit (zero-width or punctuation only).
     """
     if not _balanced(text):
-        raise WatchWordError("引号不成对：词组请用一对双引号括起来，例如 \"MoE kernel\"。")
+        raise WatchWordError('引号不成对：词组请用一对双引号括起来，例如 "MoE kernel"。')
     words: dict[str, str] = {}
     for match in _TOKEN.finditer(text):
         raw = next(group for group in match.groups() if group is not None)
