@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
+from bot.commands import ChatContext, CommandService  # noqa: E402
 from bot.pipeline import Pipeline  # noqa: E402
 from bot.platforms.telegram import render_messages  # noqa: E402
-from bot.service import ChatContext, CommandService  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.store import Store  # noqa: E402
 from collectors.github import GitHubClient  # noqa: E402

@@ -69,7 +69,9 @@ class OneDigest:
         )
         return self.value, activity
 
-    async def digest_for(self, day: date, repos: Sequence[str] | None) -> Digest:
+    async def digest_for(
+        self, day: date, repos: Sequence[str] | None, *, added: Sequence[str] = ()
+    ) -> Digest:
         return self.value
 
 

@@ -25,7 +25,7 @@ from bot.platforms.base import Sender
 from bot.scheduler import worker_id
 from bot.settings import Settings
 from bot.store import AlertChat, AlertClaim, Store, utcnow
-from bot.tracking import tracked_set
+from bot.tracking import shared_set, tracked_set
 from collectors.activity import Release
 from collectors.github import GitHubClient, GitHubError
 from collectors.wire import GhRelease
@@ -76,7 +76,7 @@ def to_release(raw: object) -> Release | None:
 
 
 class ReleasePoller:
-    """Polls releases and sends alerts through the platforms' Senders (`send_digest`)."""
+    """Polls releases and sends alerts to chats through the delivery engine."""
 
     def __init__(
         self,
@@ -85,6 +85,7 @@ class ReleasePoller:
         senders: Mapping[str, Sender],
         *,
         repos: RepoSource,
+        shared: RepoSource | None = None,
         llm: LLMClient | None = None,
         interval: float = 300.0,
         clock: Callable[[], datetime] = utcnow,
@@ -97,6 +98,9 @@ class ReleasePoller:
         self._github = github
         self._senders = dict(senders)
         self._repos = repos
+        # The shared set: a repository outside it (a chat's addition) alerts only the chats that
+        # named or added it. None: every polled repository is shared.
+        self._shared = shared
         self._llm = llm
         self.interval = interval
         self._clock = clock
@@ -174,6 +178,15 @@ class ReleasePoller:
             fresh.append(release)
         return sorted(fresh, key=lambda r: r.published_at)
 
+    async def _reaches(self, chat: AlertChat, repo: str) -> bool:
+        """True when `repo` is shared, or `chat` named or added it itself."""
+        if self._shared is None or chat.repos is not None:
+            return True  # a chat naming repositories wants exactly those (`wants`)
+        if repo.lower() in {r.lower() for r in await self._shared()}:
+            return True
+        follows = await self._store.follows_of(chat.platform, chat.chat_id, kind="alerts")
+        return repo.lower() in follows
+
     async def _create_alerts(
         self,
         repo: str,
@@ -183,7 +196,11 @@ class ReleasePoller:
         result: PollResult,
     ) -> None:
         result.new_releases += 1
-        targets = [c.key for c in chats if c.wants(repo) and c.since < release.published_at]
+        targets = [
+            c.key
+            for c in chats
+            if c.wants(repo) and c.since < release.published_at and await self._reaches(c, repo)
+        ]
         if targets:
             note = await summarize_release(repo, release, self._llm, self._store)
             created = await self._store.ensure_alerts(
@@ -289,6 +306,7 @@ async def run_release_alerts(
                 github,
                 senders,
                 repos=repos or (lambda: tracked_set(store, settings.digest_repos)),
+                shared=lambda: shared_set(store, settings.digest_repos),
                 llm=llm,
                 interval=settings.release_poll_minutes * 60.0,
                 clock=clock,

@@ -121,9 +121,9 @@ async def run(
     updates reach one elected poller (or every instance, in webhook mode). `lease_seconds` is
     how long a dead instance's poller lease and heartbeat outlive it.
     """
+    from bot.commands import CommandService
     from bot.fleet import POLLER_LOCK, Election, Fleet
     from bot.scheduler import Scheduler, worker_id
-    from bot.service import CommandService
 
     if not (
         settings.telegram_bot_token or settings.discord_bot_token or settings.discord_webhook_url

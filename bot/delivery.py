@@ -49,6 +49,10 @@ _TOKEN_RE = re.compile(r"\d{6,}:[A-Za-z0-9_-]{20,}|webhooks/\d+/[A-Za-z0-9_-]{20
 MarkdownFor = Callable[[Chat], Awaitable[str]]
 
 
+# (the chat's repositories, what it added, its watch words)
+_RenderKey = tuple[tuple[str, ...] | None, tuple[str, ...], tuple[str, ...]]
+
+
 class DigestSource(Protocol):
     """What fan-out needs of the Pipeline: the day (made once) and a chat's digest of it."""
 
@@ -56,8 +60,10 @@ class DigestSource(Protocol):
         """The full digest and activity of `day`, archived or generated once."""
         ...
 
-    async def digest_for(self, day: date, repos: Sequence[str] | None) -> Digest:
-        """The digest of `day` for `repos` (None: all tracked)."""
+    async def digest_for(
+        self, day: date, repos: Sequence[str] | None, *, added: Sequence[str] = ()
+    ) -> Digest:
+        """The digest of `day` for `repos` (None: the shared set), plus the chat's `added`."""
         ...
 
 
@@ -265,7 +271,7 @@ class _Broadcast:
         self.chart = chart
         self.watches = dict(watches or {})
         # Each (repos, watch words) is rendered once per fan-out, not once per chat.
-        self.rendered: dict[tuple[tuple[str, ...] | None, tuple[str, ...]], tuple[Digest, str]] = {}
+        self.rendered: dict[_RenderKey, tuple[Digest, str]] = {}
         self.pipeline = pipeline
         self.sender = sender
         self.platform = sender.platform
@@ -345,9 +351,12 @@ class _Broadcast:
         """The chat's digest in Markdown, with its `### 关注` section when it watches words."""
         if self.o.markdown_for is not None:
             return await self.o.markdown_for(chat)
-        digest = await self.pipeline.digest_for(self.day, chat.repos)
+        # What this chat added itself (its own sections, after the shared ones): only its posts.
+        follows = await self.store.follows_of(chat.platform, chat.chat_id, kind="daily")
+        added = tuple(sorted(follows))
+        digest = await self.pipeline.digest_for(self.day, chat.repos, added=added)
         words = self.watches.get(chat.key, ())
-        key = (chat.repos, words)
+        key = (chat.repos, added, words)
         cached = self.rendered.get(key)
         if cached is not None and cached[0] is digest:
             return cached[1]

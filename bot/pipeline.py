@@ -14,21 +14,24 @@ from typing import TYPE_CHECKING, Protocol
 from bot.logs import redact
 from bot.settings import Settings
 from bot.status import record_github_limit
-from bot.tracking import tracked_set
-from collectors.activity import DayActivity
+from bot.tracking import added_set, shared_set
+from collectors.activity import DayActivity, RepoActivity
 from collectors.cache import FileCache, KeyValueCache
 from collectors.collect import collect_day
 from collectors.github import ETAG_NAMESPACE, GitHubClient
-from summarizer.compose import SECTION_NAMESPACE, SUMMARY_NAMESPACE, Composer
+from summarizer.compose import NOT_COLLECTED, SECTION_NAMESPACE, SUMMARY_NAMESPACE, Composer
 from summarizer.digest import Digest
 from summarizer.llm import LLMClient
 from summarizer.release_note import CACHE_NAMESPACE as RELEASE_NOTE_NAMESPACE
-from summarizer.weekly import WEEKLY_NAMESPACE
+from summarizer.weekly import WEEKLY_NAMESPACE, render_weekly_markdown
 
 if TYPE_CHECKING:
     from bot.store import Store
 
 log = logging.getLogger(__name__)
+
+# The activity of repositories chats added (never in the shared archive), per (day, repository).
+ADDED_NAMESPACE = "added_activity"
 
 # How long a cache entry no run has written since is kept, by namespace. ETags with their
 # bodies (commit details, listings: megabytes a day) serve the next collections only; model
@@ -39,7 +42,13 @@ CACHE_RETENTION: tuple[tuple[timedelta, tuple[str, ...]], ...] = (
     (timedelta(days=14), (ETAG_NAMESPACE,)),
     (
         timedelta(days=90),
-        (SECTION_NAMESPACE, SUMMARY_NAMESPACE, WEEKLY_NAMESPACE, RELEASE_NOTE_NAMESPACE),
+        (
+            SECTION_NAMESPACE,
+            SUMMARY_NAMESPACE,
+            WEEKLY_NAMESPACE,
+            RELEASE_NOTE_NAMESPACE,
+            ADDED_NAMESPACE,
+        ),
     ),
 )
 
@@ -141,6 +150,21 @@ def run_errors(activity: DayActivity, digest: Digest) -> list[str]:
     return errors
 
 
+async def compose_week(
+    store: Store,
+    end: date,
+    repos: Sequence[str],
+    llm: LLMClient | None,
+    cache: KeyValueCache | None,
+) -> str | None:
+    """The readers' roll-up of the week ending `end` for `repos`; None when none is archived."""
+    # Imported here: the archive module draws charts (matplotlib), needed for weeks only.
+    from bot.archive import week_for
+
+    weekly = await week_for(store, end, repos, llm, cache)
+    return None if weekly is None else render_weekly_markdown(weekly)
+
+
 class Pipeline:
     """Digests by day: from the archive, else collected and written once (shared by callers)."""
 
@@ -153,10 +177,13 @@ class Pipeline:
         composer: Composer,
         memory: int = 8,
         repos: Callable[[], Awaitable[Sequence[str]]] | None = None,
+        added: Callable[[], Awaitable[Sequence[str]]] | None = None,
     ) -> None:
         self._settings = settings
-        # The repositories a day covers: DIGEST_REPOS plus those chats added and still follow.
-        self._repos = repos or (lambda: tracked_set(store, settings.digest_repos))
+        # The repositories a day's shared digest covers: DIGEST_REPOS plus pinned ones.
+        self._repos = repos or (lambda: shared_set(store, settings.digest_repos))
+        # Collected with the day but kept apart: repositories chats added, for those chats only.
+        self._added = added or (lambda: added_set(store, settings.digest_repos))
         self._store = store
         self._github = github
         self._composer = composer
@@ -164,10 +191,20 @@ class Pipeline:
         self._days: OrderedDict[date, tuple[Digest, DayActivity]] = OrderedDict()
         self._inflight: dict[date, asyncio.Task[tuple[Digest, DayActivity]]] = {}
         self._subsets: dict[tuple[date, tuple[str, ...]], Digest] = {}
+        self._added_days: OrderedDict[date, dict[str, RepoActivity]] = OrderedDict()
+        # (day, added repositories) → (the digest extended, the extended digest)
+        self._extended: dict[tuple[date, tuple[str, ...]], tuple[Digest, Digest]] = {}
+        self._weeks: dict[tuple[date, tuple[str, ...]], asyncio.Task[str | None]] = {}
 
     async def repos(self) -> list[str]:
         """The repositories a newly generated day covers, in digest order."""
         return list(await self._repos())
+
+    async def collected_repos(self) -> list[str]:
+        """What a newly generated day collects: the shared set, then chat-added repositories."""
+        shared = await self.repos()
+        keys = {repo.lower() for repo in shared}
+        return [*shared, *(repo for repo in await self._added() if repo.lower() not in keys)]
 
     async def has_digest(self, day: date) -> bool:
         """True when the day's digest is archived."""
@@ -191,8 +228,67 @@ class Pipeline:
         self._remember(day, result)
         return result
 
-    async def digest_for(self, day: date, repos: Sequence[str] | None) -> Digest:
-        """The digest of `day` for `repos` (None: all tracked), its summary written for that set."""
+    async def digest_for(
+        self, day: date, repos: Sequence[str] | None, *, added: Sequence[str] = ()
+    ) -> Digest:
+        """The digest of `day` for `repos` (None: the shared set), its summary written for that set.
+
+        `added` are repositories the asking chat added: their sections follow the shared ones and
+        never enter the summary. A name in `repos` outside the shared set counts as added too.
+        """
+        shared = {repo.lower() for repo in await self.repos()}
+        asked = [r for r in (*(repos or ()), *added) if r.lower() not in shared]
+        extra: list[str] = []
+        if asked:
+            # In the tracked order and spelling; one no longer collected keeps a no-data section.
+            spelled = {repo.lower(): repo for repo in await self._added()}
+            extra = list({r.lower(): spelled.get(r.lower(), r) for r in asked}.values())
+        if repos is not None:  # a chat naming only added ones gets no shared section
+            repos = [r for r in repos if r.lower() in shared]
+        digest = await self._shared_digest_for(day, repos)
+        if not extra:
+            return digest
+        return await self._with_added(day, digest, extra)
+
+    async def _with_added(self, day: date, digest: Digest, repos: Sequence[str]) -> Digest:
+        """`digest` with the sections of chat-added `repos` after the shared ones."""
+        key = (day, tuple(repos))
+        cached = self._extended.get(key)
+        if cached is not None and cached[0] is digest:
+            return cached[1]
+        activities = await self._added_activity(day)
+        sections = [
+            await self._composer.section(
+                activities.get(repo.lower()) or RepoActivity.failed(repo, NOT_COLLECTED), day
+            )
+            for repo in repos
+        ]
+        extended = self._composer.with_sections(digest, sections)
+        if len(self._extended) > 256:
+            self._extended.clear()
+        self._extended[key] = (digest, extended)
+        return extended
+
+    async def _added_activity(self, day: date) -> dict[str, RepoActivity]:
+        """The day's activity of chat-added repositories, from memory or the store's cache."""
+        if day not in self._added_days:
+            await self.day(day)  # a day generated now remembers its added activity
+        if day not in self._added_days:
+            found: dict[str, RepoActivity] = {}
+            for repo in await self._added():
+                raw = await self._store.get(ADDED_NAMESPACE, f"{day.isoformat()}|{repo.lower()}")
+                if raw is not None:
+                    found[repo.lower()] = RepoActivity.model_validate_json(raw)
+            self._remember_added(day, found)
+        return self._added_days[day]
+
+    def _remember_added(self, day: date, found: dict[str, RepoActivity]) -> None:
+        self._added_days[day] = found
+        self._added_days.move_to_end(day)
+        while len(self._added_days) > self._memory:
+            self._added_days.popitem(last=False)
+
+    async def _shared_digest_for(self, day: date, repos: Sequence[str] | None) -> Digest:
         digest, activity = await self.day(day)
         # A followed repository missing from the day (added after it was collected) keeps its
         # place as a short "no data" section rather than being dropped or widening the digest.
@@ -208,10 +304,34 @@ class Pipeline:
             self._subsets[key] = await self._composer.compose(activity, wanted)
         return self._subsets[key]
 
+    async def week_text(
+        self,
+        end: date,
+        repos: Sequence[str],
+        *,
+        llm: LLMClient | None,
+        cache: KeyValueCache | None,
+    ) -> str | None:
+        """The rendered roll-up of the seven days ending `end` for `repos` (None: none archived).
+
+        The one place a week's text is made, for `/weekly` and the Monday post alike; concurrent
+        askers of the same (end, repos) share one call. `llm` writes it (structured without),
+        `cache` keeps the model's answer.
+        """
+        key = (end, tuple(repos))
+        task = self._weeks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(compose_week(self._store, end, key[1], llm, cache))
+            self._weeks[key] = task
+            task.add_done_callback(lambda _t: self._weeks.pop(key, None))
+        return await asyncio.shield(task)
+
     async def regenerate(self, day: date) -> Digest:
         """Collect and write `day` again (cached sections make unchanged repositories free)."""
         self._days.pop(day, None)
         self._subsets = {k: v for k, v in self._subsets.items() if k[0] != day}
+        self._extended = {k: v for k, v in self._extended.items() if k[0] != day}
+        self._added_days.pop(day, None)
         digest, activity = await self._generate(day)
         self._remember(day, (digest, activity))
         return digest
@@ -233,13 +353,28 @@ class Pipeline:
         log.info("generating the digest of %s", day)
         started = datetime.now(UTC)
         repos = await self.repos()
+        shared = {repo.lower() for repo in repos}
         try:
-            activity = await collect_day(self._github, repos, day, self._settings.digest_timezone)
+            collected = await collect_day(
+                self._github, await self.collected_repos(), day, self._settings.digest_timezone
+            )
         finally:
             # For `/status`: what the GitHub rate limit looked like after this collection.
             await record_github_limit(
                 self._store, self._github.rate_limit_remaining, self._github.rate_limit_reset
             )
+        # Chat-added repositories stay out of the archive (site, weekly, other chats' posts).
+        activity = collected.model_copy(
+            update={"repos": [r for r in collected.repos if r.repo.lower() in shared]}
+        )
+        kept: dict[str, RepoActivity] = {}
+        for repo_activity in collected.repos:
+            if repo_activity.repo.lower() not in shared:
+                kept[repo_activity.repo.lower()] = repo_activity
+                if repo_activity.error is None:
+                    key = f"{day.isoformat()}|{repo_activity.repo.lower()}"
+                    await self._store.put(ADDED_NAMESPACE, key, repo_activity.model_dump_json())
+        self._remember_added(day, kept)
         digest = await self._composer.compose(activity, repos)
         await self._store.save_digest(digest, activity)
         # Run records are shown to operators (`/status`): no token or account id may reach them.

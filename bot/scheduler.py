@@ -29,7 +29,7 @@ from bot.delivery import DigestSource, FanOutResult, MarkdownFor, fan_out
 from bot.platforms.base import Sender
 from bot.settings import Settings, parse_hhmm
 from bot.store import DAILY, FAILED, SENT, WEEKLY, Chat, Store, utcnow
-from bot.tracking import tracked_set
+from bot.tracking import shared_set
 from collectors.cache import KeyValueCache
 from collectors.window import day_window, yesterday
 from summarizer.llm import LLMClient
@@ -42,6 +42,17 @@ class SchedulePipeline(DigestSource, Protocol):
 
     async def has_digest(self, day: date) -> bool:
         """True when the day's digest is archived."""
+        ...
+
+    async def week_text(
+        self,
+        end: date,
+        repos: Sequence[str],
+        *,
+        llm: LLMClient | None,
+        cache: KeyValueCache | None,
+    ) -> str | None:
+        """The rendered roll-up of the week ending `end` for `repos`; None: nothing archived."""
         ...
 
 
@@ -262,23 +273,20 @@ class Scheduler:
         )
 
     async def _week_texts(self, end: date) -> MarkdownFor:
-        """Each chat's roll-up of the week ending with `end`, made once per repository set."""
-        # Imported here: the archive module draws charts (matplotlib), needed on Mondays only.
-        from bot.archive import week_for
-        from summarizer.weekly import render_weekly_markdown
-
-        tracked = await tracked_set(self._store, self._settings.digest_repos)
+        """Each chat's roll-up of the week ending with `end`, from the pipeline (one per set)."""
+        # The shared set only: what a chat added never reaches the roll-up.
+        tracked = await shared_set(self._store, self._settings.digest_repos)
         made: dict[tuple[str, ...], asyncio.Task[str]] = {}
 
         async def write(repos: tuple[str, ...]) -> str:
-            weekly = await week_for(self._store, end, repos, self._llm, self._cache)
-            if weekly is None:
+            text = await self._pipeline.week_text(end, repos, llm=self._llm, cache=self._cache)
+            if text is None:
                 raise LookupError(f"no archived day in the week ending {end}")
-            return render_weekly_markdown(weekly)
+            return text
 
         async def for_chat(chat: Chat) -> str:
             wanted = {r.lower() for r in chat.repos or ()}
-            repos = tuple(r for r in tracked if r.lower() in wanted) or tuple(chat.repos or tracked)
+            repos = tuple(r for r in tracked if r.lower() in wanted) or tuple(tracked)
             if repos not in made:
                 made[repos] = asyncio.ensure_future(write(repos))
             return await asyncio.shield(made[repos])

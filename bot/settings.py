@@ -44,7 +44,8 @@ def split_commas(value: object) -> object:
 
 def parse_hhmm(value: str) -> time:
     """Parse `HH:MM` (24-hour clock) or raise ValueError with a short reason."""
-    match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+    # ASCII digits only: `\d` would also take Arabic-Indic or full-width digits.
+    match = re.fullmatch(r"([0-9]{1,2}):([0-9]{2})", value.strip())
     if not match or int(match[1]) > 23 or int(match[2]) > 59:
         raise ValueError(f"expected HH:MM between 00:00 and 23:59, got {value!r}")
     return time(int(match[1]), int(match[2]))
@@ -98,6 +99,11 @@ class Settings(BaseSettings):
     release_poll_minutes: float = Field(default=5.0, gt=0, le=1440)
     track_any_repo: bool = True
     max_tracked_repos: int = Field(default=30, ge=1, le=1000)
+    # Repositories one chat may add beyond the shared set (`/subscribe owner/name`).
+    max_chat_repos: int = Field(default=5, ge=0, le=100)
+    # Generating a day that is not archived yet, on demand: per chat (operators exempt) and overall.
+    on_demand_per_chat_day: int = Field(default=10, ge=1, le=1000)
+    on_demand_per_hour: int = Field(default=30, ge=1, le=10000)
 
     @field_validator("digest_models", "digest_repos", "admin_user_ids", mode="before")
     @classmethod

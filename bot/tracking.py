@@ -1,9 +1,11 @@
-"""Repositories beyond DIGEST_REPOS: the tracked set, and admitting a new one after asking GitHub.
+"""Repositories beyond DIGEST_REPOS: the two kinds, and admitting a new one after asking GitHub.
 
-The tracked set is DIGEST_REPOS, then the repositories an operator pinned (`/track`), then those a
-chat added (`/subscribe owner/name`) that some active chat still names, for daily posts or release
-alerts. A repository nobody names any more drops out, so it stops being collected and polled.
-A chat subscribed to "all" receives every repository in the set but does not keep one in it.
+The shared set is DIGEST_REPOS, then the repositories an operator pinned (`/track`): only it makes
+the "all" digest, its summary, the site, the weekly roll-up and what other chats receive. A
+repository a chat added (`/subscribe owner/name`) is collected while some active chat still names
+it (daily posts or release alerts) and reaches only the chats that named it, as their own sections
+after the shared ones: what its authors write never reaches anyone else. The tracked set (what is
+collected and polled) is the shared set plus those additions; one nobody names any more drops out.
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ class TrackedStore(Protocol):
         ...
 
 
+class ChatReposStore(TrackedStore, Protocol):
+    """The tracked set, plus what one chat asked for."""
+
+    async def follows_of(self, platform: str, chat_id: str, *, kind: str) -> set[str]:
+        """Lower-case names of the repositories a chat asked for (`kind`: daily | alerts)."""
+        ...
+
+
 class AdmittingStore(TrackedStore, Protocol):
     """The tracked set, plus adding to it."""
 
@@ -61,6 +71,37 @@ async def tracked_set(store: TrackedStore, defaults: Sequence[str]) -> list[str]
             chosen.append(extra.repo)
             seen.add(key)
     return chosen
+
+
+async def shared_set(store: TrackedStore, defaults: Sequence[str]) -> list[str]:
+    """DIGEST_REPOS, then pinned repositories: what every chat may read."""
+    chosen = list(dict.fromkeys(defaults))
+    seen = {repo.lower() for repo in chosen}
+    for extra in await store.tracked_repos():
+        if extra.pinned and extra.repo.lower() not in seen:
+            chosen.append(extra.repo)
+            seen.add(extra.repo.lower())
+    return chosen
+
+
+async def added_set(store: TrackedStore, defaults: Sequence[str]) -> list[str]:
+    """Repositories chats added (not shared) that some active chat still names."""
+    shared = {repo.lower() for repo in await shared_set(store, defaults)}
+    return [repo for repo in await tracked_set(store, defaults) if repo.lower() not in shared]
+
+
+async def chat_added_repos(
+    store: ChatReposStore,
+    defaults: Sequence[str],
+    platform: str,
+    chat_id: str,
+    named: Sequence[str] | None,
+) -> tuple[str, ...]:
+    """The added (not shared) repositories one chat receives: those it named or asked for."""
+    wanted = {repo.lower() for repo in named or ()}
+    wanted |= await store.follows_of(platform, chat_id, kind="daily")
+    added = await added_set(store, defaults)
+    return tuple(repo for repo in added if repo.lower() in wanted)
 
 
 @dataclass(frozen=True)
@@ -179,10 +220,12 @@ async def admit_repo(
     tracked: Sequence[str],
     by: str | None,
     pinned: bool,
+    chat_added: int = 0,
 ) -> Admission:
     """Add `name` to the tracked set once GitHub confirms it is public, within the settings' bounds.
 
     `tracked` is the current set; operators (`pinned`) may add even with TRACK_ANY_REPO=false.
+    `chat_added` is how many repositories the asking chat has already added (MAX_CHAT_REPOS).
     """
     for repo in tracked:
         if repo.lower() == name.lower():
@@ -194,6 +237,10 @@ async def admit_repo(
         return Admission(
             None, f"本机器人只跟踪预设的仓库，不能添加 {shown}。发送 /repos 查看全部。"
         )
+    if not pinned and chat_added >= settings.max_chat_repos:
+        limit = settings.max_chat_repos
+        refusal = f"本聊天添加的仓库已达上限（{limit} 个），不能再添加 {shown}。"
+        return Admission(None, refusal + "可先取消订阅其中一个。")
     if len(tracked) >= settings.max_tracked_repos:
         limit = settings.max_tracked_repos
         return Admission(None, f"跟踪的仓库已达上限（{limit} 个），不能再添加 {shown}。")

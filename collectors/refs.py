@@ -10,6 +10,7 @@ those of the same repository count. Text inside code (backticks, fences) is not 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
@@ -62,6 +63,19 @@ def closing_refs(text: str) -> list[int]:
             seen.add(number)
             numbers.append(number)
     return numbers
+
+
+def link_short_refs(text: str, url_for: Callable[[int], str | None]) -> str:
+    """Turn each bare `#N` of `text` into `[#N](url)` where `url_for(N)` gives a URL.
+
+    The caller passes prose only (no code, no existing links): this rewrites, it does not skip.
+    """
+
+    def link(match: re.Match[str]) -> str:
+        url = url_for(int(match[1]))
+        return f"[{match[0]}]({url})" if url else match[0]
+
+    return _SHORT.sub(link, text)
 
 
 def issue_url(repo: str, number: int) -> str:

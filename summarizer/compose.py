@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -24,6 +24,7 @@ from collectors.cache import KeyValueCache
 from summarizer.digest import NO_UPDATES, Digest, Section, Usage
 from summarizer.guard import (
     allowed_links,
+    clean_model_claims,
     clean_model_markdown,
     escape_markdown_text,
     looks_chinese,
@@ -44,8 +45,19 @@ log = logging.getLogger(__name__)
 SECTION_NAMESPACE = "section"
 SUMMARY_NAMESPACE = "summary"
 NOT_COLLECTED = "not in the collected activity"
+# The reader note when the guard removed model-written claims it could not ground.
+CLAIMS_NOTE = "本期有 {count} 处模型撰写的内容引用了当天数据中没有的 PR、issue 或提交，已删去。"
 # How much of an unusable summary answer is shown back to the model with the retry request.
 _ECHO_CHARS = 2000
+
+
+class _SummaryParts(NamedTuple):
+    summary: str
+    conclusion: str
+    summary_by: str
+    reason: str | None  # for operators
+    usage: Usage
+    claims_removed: int = 0
 
 
 class SummaryAnswer(BaseModel):
@@ -85,6 +97,12 @@ def parse_summary(text: str, allowed: set[str]) -> tuple[tuple[str, str] | None,
 
     Tolerates code fences and prose around the JSON; the error is short, for the retry prompt.
     """
+    parsed, error = _parse_summary(text, allowed)
+    return (parsed[0], parsed[1]) if parsed is not None else None, error
+
+
+def _parse_summary(text: str, allowed: set[str]) -> tuple[tuple[str, str, int] | None, str | None]:
+    """As `parse_summary`, with how many ungrounded claims the guard removed."""
     try:
         data = parse_json_object(text)
     except ValueError:
@@ -94,17 +112,17 @@ def parse_summary(text: str, allowed: set[str]) -> tuple[tuple[str, str] | None,
     except ValidationError as exc:
         fields = sorted({str(error["loc"][0]) for error in exc.errors() if error["loc"]})
         return None, f"字段 {'、'.join(fields) or 'summary/conclusion'} 缺失或不是字符串"
-    summary = clean_model_markdown(answer.summary, allowed)
-    conclusion = clean_model_markdown(answer.conclusion, allowed)
+    summary, removed = clean_model_claims(answer.summary, allowed)
+    conclusion, removed_too = clean_model_claims(answer.conclusion, allowed)
     problem = _prose_problem("summary", summary) or _prose_problem("conclusion", conclusion)
     if problem is not None:
         return None, problem
-    return (summary, conclusion), None
+    return (summary, conclusion, removed + removed_too), None
 
 
 def _section_problem(text: str, allowed: set[str]) -> str | None:
     """Why a model's section is unusable once cleaned, or None."""
-    cleaned = clean_model_markdown(text, allowed)
+    cleaned, _removed = clean_model_claims(text, allowed)
     if not cleaned:
         return "nothing left after cleaning"
     if not looks_chinese(cleaned):
@@ -140,7 +158,9 @@ class Composer:
                 return await self.section(repo_activity, activity.day)
 
         sections = list(await asyncio.gather(*(bounded(a) for a in chosen)))
-        summary, conclusion, summary_by, reason, usage = await self._summary(sections, chosen)
+        summary, conclusion, summary_by, reason, usage, removed = await self._summary(
+            sections, chosen
+        )
         return Digest(
             day=activity.day,
             timezone=activity.timezone,
@@ -148,10 +168,19 @@ class Composer:
             summary=summary,
             conclusion=conclusion,
             summary_by=summary_by,
-            notes=self._notes(sections, summary_by),
+            notes=self._notes(sections, summary_by, removed),
             summary_reason=reason,
             summary_usage=usage,
         )
+
+    def with_sections(self, digest: Digest, extra: Sequence[Section]) -> Digest:
+        """`digest` with `extra` sections after its own; its summary stays as written (never
+        fed by them), and the reader notes also speak of them."""
+        notes = list(digest.notes)
+        for note in self._notes(extra, "model"):
+            if note not in notes:
+                notes.append(note)
+        return digest.model_copy(update={"sections": [*digest.sections, *extra], "notes": notes})
 
     # ------------------------------------------------------------ sections
 
@@ -179,8 +208,9 @@ class Composer:
         cached = await self._cached_section(key)
         if cached is not None:
             # The cache may live in a shared database: guard the text again on the way out.
-            markdown = clean_model_markdown(cached.markdown, allowed_links(activity))
-            return cached.model_copy(update={"markdown": markdown})
+            markdown, removed = clean_model_claims(cached.markdown, allowed_links(activity))
+            removed += cached.claims_removed
+            return cached.model_copy(update={"markdown": markdown, "claims_removed": removed})
         try:
             section = await self._model_section(self._llm, activity)
         except AllModelsFailed as exc:
@@ -210,9 +240,15 @@ class Composer:
         completion = await llm.complete(
             messages, validate=lambda text: _section_problem(text, allowed)
         )
+        markdown, removed = clean_model_claims(completion.text, allowed)
+        if removed:
+            log.info(
+                "%s: removed %d ungrounded claims of %s", activity.repo, removed, completion.model
+            )
         return Section(
             repo=activity.repo,
-            markdown=clean_model_markdown(completion.text, allowed),
+            markdown=markdown,
+            claims_removed=removed,
             written_by="model",
             model=completion.model,
             activity_hash=activity.content_hash(),
@@ -250,13 +286,13 @@ class Composer:
 
     async def _summary(
         self, sections: Sequence[Section], activities: Sequence[RepoActivity]
-    ) -> tuple[str, str, str, str | None, Usage]:
-        """(summary, conclusion, summary_by, reason for operators, usage)."""
+    ) -> _SummaryParts:
+        """(summary, conclusion, summary_by, reason for operators, usage, claims removed)."""
         allowed = set().union(*(allowed_links(a) for a in activities)) if activities else set()
 
-        def fallback(reason: str | None) -> tuple[str, str, str, str | None, Usage]:
+        def fallback(reason: str | None) -> _SummaryParts:
             summary, conclusion = structured_summary(sections, activities)
-            return (
+            return _SummaryParts(
                 clean_model_markdown(summary, allowed),
                 clean_model_markdown(conclusion, allowed),
                 "structured",
@@ -276,7 +312,7 @@ class Composer:
         if cached is not None:
             return cached
         try:
-            (summary, conclusion), model, usage = await self._ask_summary(
+            (summary, conclusion, removed), model, usage = await self._ask_summary(
                 self._llm, summary_messages(sections), allowed
             )
         except AllModelsFailed as exc:
@@ -286,17 +322,18 @@ class Composer:
             log.exception("writing the summary failed unexpectedly")
             return fallback(f"unexpected {type(exc).__name__}")
         if self._cache is not None:
-            value = {"summary": summary, "conclusion": conclusion, "model": model}
+            value: dict[str, Any] = {"summary": summary, "conclusion": conclusion, "model": model}
             value["usage"] = usage.model_dump_json()
+            value["claims_removed"] = removed
             await self._cache.put(SUMMARY_NAMESPACE, key, json.dumps(value, ensure_ascii=False))
-        return summary, conclusion, model, None, usage
+        return _SummaryParts(summary, conclusion, model, None, usage, removed)
 
     async def _ask_summary(
         self, llm: LLMClient, messages: list[dict[str, str]], allowed: set[str]
-    ) -> tuple[tuple[str, str], str, Usage]:
+    ) -> tuple[tuple[str, str, int], str, Usage]:
         """Ask once; on an unusable JSON answer, ask again once with the error."""
         first = await llm.complete(messages, json_schema=SUMMARY_SCHEMA)
-        parsed, error = parse_summary(first.text, allowed)
+        parsed, error = _parse_summary(first.text, allowed)
         if parsed is not None:
             return parsed, first.model, first.usage
         log.info("the summary answer of %s was unusable (%s); asking again", first.model, error)
@@ -310,12 +347,12 @@ class Composer:
             json_schema=SUMMARY_SCHEMA,
             validate=lambda text: parse_summary(text, allowed)[1],
         )
-        parsed, error = parse_summary(second.text, allowed)
+        parsed, error = _parse_summary(second.text, allowed)
         if parsed is None:  # validate() accepted it, so this cannot happen
             raise AllModelsFailed([f"{second.model}: unusable summary ({error})"])
         return parsed, second.model, first.usage + second.usage
 
-    async def _cached_summary(self, key: str) -> tuple[str, str, str, str | None, Usage] | None:
+    async def _cached_summary(self, key: str) -> _SummaryParts | None:
         if self._cache is None:
             return None
         raw = await self._cache.get(SUMMARY_NAMESPACE, key)
@@ -324,16 +361,33 @@ class Composer:
         try:
             value: dict[str, Any] = json.loads(raw)
             usage = Usage.model_validate_json(value["usage"])
-            return str(value["summary"]), str(value["conclusion"]), str(value["model"]), None, usage
+            return _SummaryParts(
+                str(value["summary"]),
+                str(value["conclusion"]),
+                str(value["model"]),
+                None,
+                usage,
+                int(value.get("claims_removed", 0)),
+            )
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring an unreadable cached summary")
             return None
 
     # ------------------------------------------------------------ notes
 
-    def _notes(self, sections: Iterable[Section], summary_by: str) -> list[str]:
-        """Short reader notes: which parts were written without a model; never raw errors."""
+    def _notes(
+        self, sections: Iterable[Section], summary_by: str, summary_removed: int = 0
+    ) -> list[str]:
+        """Short reader notes: which parts were written without a model, and how many
+        ungrounded claims the guard removed; never raw errors."""
         sections = list(sections)
+        notes = self._writer_notes(sections, summary_by)
+        removed = summary_removed + sum(s.claims_removed for s in sections)
+        if removed:
+            notes.append(CLAIMS_NOTE.format(count=removed))
+        return notes
+
+    def _writer_notes(self, sections: list[Section], summary_by: str) -> list[str]:
         if self._llm is None:
             if any(s.written_by == "structured" for s in sections):
                 return ["本期简报未使用模型撰写：各仓库小节与摘要均由 GitHub 数据直接整理。"]

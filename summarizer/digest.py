@@ -37,6 +37,8 @@ class Section(BaseModel):
 
     `written_by` says how: by a model (`model` names it), from the data (`structured`), nothing
     happened (`empty`), or collection failed (`error`). `reason` is for operators, never readers.
+    `claims_removed` counts the bullets or sentences the guard removed for citing a PR, issue or
+    commit that is not in the day's data.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -48,6 +50,7 @@ class Section(BaseModel):
     reason: str | None = None
     activity_hash: str = ""
     usage: Usage = Field(default_factory=Usage)
+    claims_removed: int = 0
 
 
 class Digest(BaseModel):

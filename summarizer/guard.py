@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from collectors.activity import RepoActivity
+from collectors.refs import issue_refs, issue_url, link_short_refs
 
 GITHUB = "https://github.com"
 ZWSP = "\u200b"
@@ -103,6 +104,7 @@ _REF_USE = re.compile(r"\[(?P<text>[^\[\]]+)\]\[[^\[\]]*\]")
 # What is left of a link whose URL was removed: [text]()
 _EMPTY_LINK = re.compile(r"!?\[(?P<text>[^\[\]]*)\]\(\s*\)")
 
+_GH_REPO = re.compile(r"^https://github\.com/(?P<repo>[^/]+/[^/]+)$", re.IGNORECASE)
 _GH_ITEM = re.compile(
     r"^https://github\.com/(?P<repo>[^/]+/[^/]+)/(?P<kind>pull|issues|commit|releases/tag)/"
     r"(?P<ref>[^/?#]+)$",
@@ -120,9 +122,23 @@ def _normalise_url(url: str) -> str:
     return f"{scheme.lower()}://{host.lower()}{rest}"
 
 
+def mentioned_numbers(activity: RepoActivity) -> set[int]:
+    """Issue/PR numbers the day's own data mentions (`Fixes #2357` in a PR body or commit)."""
+    texts: list[str] = [release.body for release in activity.releases]
+    texts += [pull.body for pull in (*activity.merged_pulls, *activity.opened_pulls)]
+    texts += [issue.body for issue in activity.opened_issues]
+    texts += [commit.message for commit in activity.commits]
+    return {number for text in texts if text for number in issue_refs(text, activity.repo)}
+
+
 def allowed_links(activity: RepoActivity) -> set[str]:
-    """URLs of the activity's releases, PRs, issues and commits, plus the repository's own URL."""
+    """URLs of the activity's releases, PRs, issues and commits, plus the repository's own URL.
+
+    Issues and PRs that the day's data mentions count too, as `…/issues/N` (GitHub redirects
+    to the PR when N is one).
+    """
     urls = {f"{GITHUB}/{activity.repo}"}
+    urls.update(issue_url(activity.repo, number) for number in mentioned_numbers(activity))
     urls.update(release.url for release in activity.releases)
     urls.update(pull.url for pull in activity.merged_pulls)
     urls.update(pull.url for pull in activity.opened_pulls)
@@ -139,6 +155,7 @@ class _Grounding:
         # (repo, number) → canonical URL: a PR written as /issues/N (GitHub redirects) still counts.
         self._numbers: dict[tuple[str, str], str] = {}
         self._commits: list[tuple[str, str, str]] = []  # (repo, full sha, canonical URL)
+        self._repos: dict[str, str] = {}  # lower-case owner/name → as spelled in the data
         for url in allowed:
             norm = _normalise_url(url)
             self._exact[norm.lower()] = norm
@@ -146,10 +163,17 @@ class _Grounding:
             if not match:
                 continue
             repo, kind, ref = match["repo"].lower(), match["kind"].lower(), match["ref"]
-            if kind in ("pull", "issues"):
-                self._numbers[(repo, ref)] = norm
+            self._repos.setdefault(repo, match["repo"])
+            if kind == "pull":
+                self._numbers[(repo, ref)] = norm  # the PR's own page beats a mention's /issues/N
+            elif kind == "issues":
+                self._numbers.setdefault((repo, ref), norm)
             elif kind == "commit":
                 self._commits.append((repo, ref.lower(), norm))
+        for norm in self._exact.values():
+            home = _GH_REPO.match(norm)
+            if home:
+                self._repos.setdefault(home["repo"].lower(), home["repo"])
 
     def canonical(self, url: str) -> str | None:
         """The allowed URL that `url` denotes, or None when it is not grounded."""
@@ -171,6 +195,29 @@ class _Grounding:
             return hits[0] if len(hits) == 1 else None
         return None
 
+    @property
+    def repos(self) -> list[str]:
+        """The repositories (owner/name) the allowed URLs belong to."""
+        return list(self._repos.values())
+
+    def cites_github_item(self, url: str) -> bool:
+        """True when `url` points at a GitHub PR, issue, commit or release page."""
+        return _GH_ITEM.match(_normalise_url(url)) is not None
+
+    def number(self, repo: str, number: int) -> str | None:
+        """The canonical URL of issue/PR `number` of `repo` when the data has or mentions it."""
+        return self._numbers.get((repo.lower(), str(number)))
+
+    def short_ref(self, number: int) -> tuple[bool, str | None]:
+        """(grounded, link) for a bare `#N`: grounded in any repository, linked when in one only."""
+        urls = {self._numbers[key] for key in self._numbers if key[1] == str(number)}
+        return bool(urls), (next(iter(urls)) if len(urls) == 1 else None)
+
+    def sha(self, ref: str) -> bool:
+        """True when `ref` is a prefix of a collected commit's SHA."""
+        ref = ref.lower()
+        return any(sha.startswith(ref) for _, sha, _ in self._commits)
+
 
 def _strip_bare_urls(text: str, grounding: _Grounding) -> str:
     def bare(match: re.Match[str]) -> str:
@@ -182,8 +229,11 @@ def _strip_bare_urls(text: str, grounding: _Grounding) -> str:
     return _WWW.sub(lambda m: "", text)
 
 
-def ground_links(text: str, allowed: set[str]) -> str:
-    """Keep links to allowed URLs (canonicalised); others lose the link but keep their text."""
+def ground_links(text: str, allowed: set[str], *, link_refs: bool = False) -> str:
+    """Keep links to allowed URLs (canonicalised); others lose the link but keep their text.
+
+    With `link_refs`, a bare `#N` the data has or mentions becomes a link too.
+    """
     grounding = _Grounding(allowed)
     kept: list[str] = []
 
@@ -202,7 +252,129 @@ def ground_links(text: str, allowed: set[str]) -> str:
     text = _MD_LINK.sub(link, text.replace("\x00", ""))
     text = _strip_bare_urls(text, grounding)
     text = _EMPTY_LINK.sub(lambda m: m["text"], text)
+    if link_refs:  # in prose only: `#1` in code is code
+        text = _outside_code(text, lambda prose: _link_bare_refs(prose, grounding))
     return re.sub(r"\x00(\d+)\x00", lambda m: kept[int(m[1])], text)
+
+
+# ---------------------------------------------------------------- grounding by claim
+
+# A list item (`-`, `*`, `+`, `1.`, `1)`) and its indentation.
+_LIST_ITEM = re.compile(r"^(?P<indent>[ \t]*)(?:[-*+]|[0-9]{1,9}[.)])[ \t]+")
+# Sentence ends: Chinese full stops, !/?, and `.`/`;` followed by a space.
+_SENTENCE_END = re.compile(r"(?<=[。！？!?；])|(?<=[.;])(?=[ \t])")
+# A bare commit SHA in prose: 7-40 hex characters with at least one digit and one letter.
+_BARE_SHA = re.compile(r"(?<![\w/#.-])(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}(?![\w/-])")
+# A repository name no real one can have: issue_refs then reports only the bare `#N` of a text.
+_NO_REPO = "\x00/\x00"
+
+
+def _urls_in(text: str) -> list[str]:
+    urls = [m["url"] for m in _MD_LINK.finditer(text)]
+    urls += [m["url"] for m in _AUTOLINK.finditer(text)]
+    urls += [m["url"] for m in _BARE_URL.finditer(text)]
+    return urls
+
+
+def _without_urls(text: str) -> str:
+    """The text readers see of `text`: link labels stay, URLs go (they are checked apart)."""
+    text = _MD_LINK.sub(lambda m: f" {m['text']} ", text)
+    text = _AUTOLINK.sub(" ", text)
+    return _BARE_URL.sub(" ", text)
+
+
+def _ungrounded_claim(text: str, grounding: _Grounding) -> bool:
+    """True when `text` cites a PR, issue or commit that the day's data does not have."""
+    for url in _urls_in(text):
+        if grounding.cites_github_item(url) and grounding.canonical(url) is None:
+            return True
+    prose = _INLINE_CODE.sub(lambda m: m[0].strip("`"), text)
+    shown = _without_urls(prose)
+    if any(not grounding.short_ref(number)[0] for number in issue_refs(shown, _NO_REPO)):
+        return True
+    bare = set(issue_refs(shown, _NO_REPO))
+    for repo in grounding.repos:
+        for number in issue_refs(shown, repo):
+            if number not in bare and grounding.number(repo, number) is None:
+                return True
+    return any(not grounding.sha(m[0]) for m in _BARE_SHA.finditer(shown))
+
+
+def _drop_sentences(line: str, grounding: _Grounding) -> tuple[str, int]:
+    sentences = [part for part in _SENTENCE_END.split(line) if part]
+    kept = [part for part in sentences if not _ungrounded_claim(part, grounding)]
+    if len(kept) == len(sentences):
+        return line, 0
+    return "".join(kept).strip(), len(sentences) - len(kept)
+
+
+def _units(lines: list[str]) -> list[list[str]]:
+    """Lines grouped as readers see them: a list item with its continuation lines, or a line."""
+    units: list[list[str]] = []
+    fence: str | None = None
+    for line in lines:
+        match = _FENCE_LINE.match(line)
+        in_code = fence is not None or match is not None
+        if fence is not None:
+            if match and match[1][0] == fence[0] and len(match[1]) >= len(fence):
+                fence = None
+        elif match:
+            fence = match[1]
+        continues = (
+            not in_code
+            and units
+            and line.strip()
+            and units[-1][0].strip()
+            and _LIST_ITEM.match(units[-1][0])
+            and not _LIST_ITEM.match(line)
+            and not _FENCE_LINE.match(units[-1][-1])
+        )
+        if continues:
+            units[-1].append(line)
+        else:
+            units.append([line] if not in_code else ["\x02" + line])
+    return units
+
+
+def ground_claims(text: str, allowed: set[str]) -> tuple[str, int]:
+    """Remove every bullet or sentence that cites a PR/issue number or commit SHA not in the data.
+
+    A fabricated reference takes its whole claim with it, not just its link; bare `#N` that the
+    data has (or mentions) become links. Returns the text and how many claims were removed.
+    """
+    grounding = _Grounding(allowed)
+    out: list[str] = []
+    removed = 0
+    drop_deeper_than: int | None = None  # nested items of a removed item go with it
+    for unit in _units(text.split("\n")):
+        first = unit[0]
+        if first.startswith("\x02"):  # code: never a claim of ours to judge
+            out.append(first[1:])
+            drop_deeper_than = None
+            continue
+        item = _LIST_ITEM.match(first)
+        if drop_deeper_than is not None:
+            if item and len(item["indent"].expandtabs(4)) > drop_deeper_than:
+                continue
+            drop_deeper_than = None
+        joined = "\n".join(unit)
+        if item:
+            if _ungrounded_claim(joined, grounding):
+                removed += 1
+                drop_deeper_than = len(item["indent"].expandtabs(4))
+                continue
+            out.append(joined)
+            continue
+        kept, dropped = _drop_sentences(joined, grounding)
+        removed += dropped
+        if kept or not dropped:
+            out.append(kept)
+    return "\n".join(out), removed
+
+
+def _link_bare_refs(text: str, grounding: _Grounding) -> str:
+    """`#N` outside links → a link to its page when exactly one repository has or mentions N."""
+    return link_short_refs(text, lambda number: grounding.short_ref(number)[1])
 
 
 # ---------------------------------------------------------------- mentions
@@ -349,18 +521,34 @@ def _close_open_fence(text: str) -> str:
 
 def clean_model_markdown(text: str, allowed_links: set[str]) -> str:
     """Everything readers may see of a model's (or GitHub user's) Markdown, made safe."""
+    return _clean(text, allowed_links, by_claim=False)[0]
+
+
+def clean_model_claims(text: str, allowed_links: set[str]) -> tuple[str, int]:
+    """A model's Markdown made safe and grounded by claim: (text, claims removed).
+
+    Like `clean_model_markdown`, and every bullet or sentence citing a PR, issue or commit that
+    is not in the day's data is removed whole; grounded bare `#N` become links.
+    """
+    return _clean(text, allowed_links, by_claim=True)
+
+
+def _clean(text: str, allowed_links: set[str], *, by_claim: bool) -> tuple[str, int]:
     text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
     text = _hold_escapes(text)
     text = unwrap_fence(text)
     text = _close_open_fence(text)
     text = _outside_code(text, strip_html)
     text = downgrade_headings(text)
-    text = ground_links(text, allowed_links)
+    removed = 0
+    if by_claim:
+        text, removed = ground_claims(text, allowed_links)
+    text = ground_links(text, allowed_links, link_refs=by_claim)
     # Released before the mentions: an escaped `\@` still shows as `@` and must not ping.
     text = _release_escapes(text)
     text = neutralise_mentions(text)
     text = re.sub(r"[ \t]+\n", "\n", text)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+    return re.sub(r"\n{3,}", "\n\n", text).strip(), removed
 
 
 # ---------------------------------------------------------------- JSON

@@ -40,6 +40,8 @@ _SHORT = re.compile(r"[A-Za-z0-9]{1,3}")
 _TOKEN = re.compile(r'"([^"]*)"|“([^”]*)”|「([^」]*)」|(\S+)')
 _QUOTES = '"“”「」'
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+# Each opening quote and the quote that closes it.
+_PAIRS = {'"': '"', "“": "”", "「": "」"}
 
 
 class WatchWordError(ValueError):
@@ -70,8 +72,11 @@ def parse_words(text: str) -> list[str]:
     """Split `/watch` arguments into words: whitespace separates, double quotes group a phrase.
 
     Inner whitespace is collapsed, empty words dropped, repeats (any case) kept once. Raises
-    WatchWordError for a word longer than MAX_WORD_CHARS or with control characters.
+    WatchWordError for unbalanced quotes, or a word longer than MAX_WORD_CHARS, with control
+    characters, or without a visible letter or digit (zero-width or punctuation only).
     """
+    if not _balanced(text):
+        raise WatchWordError('引号不成对：词组请用一对双引号括起来，例如 "MoE kernel"。')
     words: dict[str, str] = {}
     for match in _TOKEN.finditer(text):
         raw = next(group for group in match.groups() if group is not None)
@@ -84,8 +89,24 @@ def parse_words(text: str) -> list[str]:
             raise WatchWordError(
                 f"关注词过长（{len(word)} 个字符），每个词最多 {MAX_WORD_CHARS} 个字符。"
             )
+        if not any(char.isalnum() for char in word):
+            raise WatchWordError("关注词至少要包含一个看得见的字母、汉字或数字。")
         words.setdefault(word.casefold(), word)
     return list(words.values())
+
+
+def _balanced(text: str) -> bool:
+    """True when every quote that opens a phrase is closed, and none closes what never opened."""
+    closing: str | None = None
+    for char in text:
+        if closing is not None:
+            if char == closing:
+                closing = None
+        elif char in _PAIRS:
+            closing = _PAIRS[char]
+        elif char in "”」":
+            return False
+    return closing is None
 
 
 def _pattern(word: str) -> re.Pattern[str]:

@@ -11,10 +11,13 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
+from bot.pipeline import compose_week
 from bot.settings import DEFAULT_REPOS
 from bot.store import Store
 from collectors.activity import DayActivity, RepoActivity
+from collectors.cache import KeyValueCache
 from summarizer.digest import Digest, Section
+from summarizer.llm import LLMClient
 
 ARCHIVED_DAY = date(2026, 2, 4)
 # 2026-02-05 10:00 in Asia/Shanghai: 2026-02-04 is yesterday, and archived in the tests.
@@ -90,8 +93,12 @@ class ArchivePipeline:
         """The newest archived day."""
         return await self.store.latest_day()
 
-    async def digest_for(self, day: date, repos: Sequence[str] | None) -> Digest:
-        """The day's digest (archived or generated now), cut to `repos` when given."""
+    async def digest_for(
+        self, day: date, repos: Sequence[str] | None, *, added: Sequence[str] = ()
+    ) -> Digest:
+        """The day's digest (archived or generated now), cut to `repos` (plus `added`) if given."""
+        if added:
+            repos = [*(repos if repos is not None else DEFAULT_REPOS), *added]
         self.calls.append((day, tuple(repos) if repos is not None else None))
         digest = self._memory.get(day) or await self.store.load_digest(day)
         if digest is None:
@@ -108,3 +115,14 @@ class ArchivePipeline:
         return digest.model_copy(
             update={"sections": [s for s in digest.sections if s.repo.lower() in wanted]}
         )
+
+    async def week_text(
+        self,
+        end: date,
+        repos: Sequence[str],
+        *,
+        llm: LLMClient | None,
+        cache: KeyValueCache | None,
+    ) -> str | None:
+        """The week's roll-up from the archive, as the real pipeline makes it."""
+        return await compose_week(self.store, end, repos, llm, cache)

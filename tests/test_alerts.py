@@ -65,6 +65,7 @@ class World:
         *,
         llm: LLMClient | None = None,
         repos: Sequence[str] = (VLLM, CUTLASS),
+        shared: Sequence[str] | None = None,
     ) -> ReleasePoller:
         """A poller as after a (re)start: its own GitHub client on the store's ETag cache."""
         store = store or self.store
@@ -74,11 +75,15 @@ class World:
         async def tracked() -> Sequence[str]:
             return repos
 
+        async def shared_set() -> Sequence[str]:
+            return shared if shared is not None else repos
+
         return ReleasePoller(
             store,
             client,
             {"telegram": self.sender},
             repos=tracked,
+            shared=shared_set,
             llm=llm,
             clock=self.clock,
             worker="test",
@@ -123,6 +128,23 @@ async def opt_in(store: Store, chat: str, repos: list[str] | None, *, at: dateti
 
 
 # -- polling ------------------------------------------------------------------------------------
+
+
+async def test_a_release_of_a_repository_one_chat_added_alerts_only_that_chat(
+    world: World,
+) -> None:
+    await opt_in(world.store, "1", None)  # "all": the shared set
+    await opt_in(world.store, "2", None)
+    await world.store.follow_repos("telegram", "2", [CUTLASS], kind="alerts")  # chat 2 added it
+    poller = world.poller(shared=(VLLM,))
+    await poller.poll_once()
+    world.publish(CUTLASS, "v4.4.0", minutes_after=3)
+    world.publish(VLLM, "v0.11.0", minutes_after=3)
+    world.clock.advance(5)
+    await poller.poll_once()
+    assert [t for t in world.texts("1") if "cutlass" in t] == []
+    assert any("v0.11.0" in t for t in world.texts("1"))
+    assert any("v4.4.0" in t for t in world.texts("2"))
 
 
 async def test_the_back_catalogue_is_not_alerted_on_the_first_poll(world: World) -> None:

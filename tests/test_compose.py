@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 from fake_github import FakeGitHub
-from fake_llm import API_KEY, FAKE_USER_ID, FakeLLM, answer, fenced_json, rate_limited
+from fake_llm import (
+    API_KEY,
+    FABRICATED_NUMBER,
+    FAKE_USER_ID,
+    FakeLLM,
+    answer,
+    fenced_json,
+    hallucinating_answer,
+    rate_limited,
+)
 
 from collectors.activity import DayActivity, Issue, PullRequest, Release, RepoActivity, Totals
 from collectors.cache import MemoryCache
@@ -214,12 +223,14 @@ async def test_a_digest_for_some_repositories_gets_its_own_summary_from_cached_s
 # ------------------------------------------------------------------ grounding and injection
 
 
-async def test_a_link_to_a_pr_that_is_not_in_the_activity_is_removed(fake: FakeLLM) -> None:
+async def test_a_bullet_citing_a_pr_not_in_the_activity_is_removed_whole_and_counted(
+    fake: FakeLLM,
+) -> None:
     fake.script(
         "m1",
         answer(
-            "- [#1](https://github.com/acme/engine/pull/1) 修复了 FP8 问题，"
-            "参考 [#999](https://github.com/acme/engine/pull/999)。"
+            "- [#1](https://github.com/acme/engine/pull/1) 修复了 FP8 问题。\n"
+            "- 另有性能优化：[#999](https://github.com/acme/engine/pull/999)"
         ),
     )
     llm = LLMClient(API_KEY, fake.base_url, ["m1"], requests_per_minute=6000.0)
@@ -230,9 +241,44 @@ async def test_a_link_to_a_pr_that_is_not_in_the_activity_is_removed(fake: FakeL
         await llm.aclose()
     section = digest.sections[0]
     assert section.written_by == "model"
-    assert "pull/999" not in render_markdown(digest)
-    assert "#999" in section.markdown
+    assert "999" not in render_markdown(digest)
+    assert "另有性能优化" not in section.markdown
     assert "(https://github.com/acme/engine/pull/1)" in section.markdown
+    assert section.claims_removed == 1
+    assert any("1 处" in note and "已删去" in note for note in digest.notes)
+
+
+async def test_the_hallucinating_stand_in_loses_only_its_fabricated_bullets_and_sentence() -> None:
+    async with FakeLLM(default=hallucinating_answer) as server:
+        llm = LLMClient(API_KEY, server.base_url, ["m1"], requests_per_minute=6000.0)
+        try:
+            day = _day(_repo("acme/engine", pulls=(1, 2)), _repo("acme/tools", pulls=(7,)))
+            digest = await Composer(llm, None).compose(day, _names(day))
+        finally:
+            await llm.aclose()
+    text = render_markdown(digest)
+    assert str(FABRICATED_NUMBER) not in text
+    assert "另有性能优化" not in text
+    for repo, number in (("acme/engine", 1), ("acme/engine", 2), ("acme/tools", 7)):
+        assert f"[#{number}](https://github.com/{repo}/pull/{number})" in text
+    assert [s.claims_removed for s in digest.sections] == [1, 1]
+    assert digest.summary_by == "m1" and "kernel" in digest.summary
+    assert any("3 处" in note for note in digest.notes)
+
+
+async def test_fixes_2357_in_a_merged_pr_body_makes_a_bare_2357_a_link(fake: FakeLLM) -> None:
+    fake.script("m1", answer("- [#1](https://github.com/acme/engine/pull/1) 修复了 #2357 的崩溃。"))
+    llm = LLMClient(API_KEY, fake.base_url, ["m1"], requests_per_minute=6000.0)
+    pull = _pull("acme/engine", 1, body="Fixes #2357")
+    try:
+        day = _day(RepoActivity(repo="acme/engine", merged_pulls=[pull]))
+        digest = await Composer(llm, None).compose(day, _names(day))
+    finally:
+        await llm.aclose()
+    assert "修复了 [#2357](https://github.com/acme/engine/issues/2357) 的崩溃" in (
+        digest.sections[0].markdown
+    )
+    assert digest.sections[0].claims_removed == 0
 
 
 def _outside_data_fences(text: str) -> str:

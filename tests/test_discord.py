@@ -312,7 +312,9 @@ class OneDigest:
         )
         return self.digest, activity
 
-    async def digest_for(self, day: date, repos: Sequence[str] | None) -> Digest:
+    async def digest_for(
+        self, day: date, repos: Sequence[str] | None, *, added: Sequence[str] = ()
+    ) -> Digest:
         self.asked.append((day, repos))
         await asyncio.sleep(self.delay)
         if day != self.digest.day:
@@ -404,7 +406,7 @@ async def github() -> AsyncIterator[FakeGitHub]:
 async def running_bot(
     fake: FakeDiscord, store: Store, github: FakeGitHub
 ) -> AsyncIterator[tuple[FakeDiscord, Store, OneDigest]]:
-    service_module = pytest.importorskip("bot.service")
+    service_module = pytest.importorskip("bot.commands")
     settings: Settings = load_settings(
         discord_bot_token=fake.bot_token,
         github_api_url=github.url,

@@ -14,10 +14,10 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from bot.commands import echo, render_sections
 from bot.platforms.discord.render import render_messages as discord_messages
 from bot.platforms.discord.render import to_discord
 from bot.platforms.telegram import render_messages as telegram_messages
-from bot.service import echo, render_sections
 from bot.site import render_markdown_html
 from collectors.activity import Commit, DayActivity, Issue, PullRequest, Release, RepoActivity
 from summarizer.digest import Digest, Section, render_markdown

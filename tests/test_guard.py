@@ -10,6 +10,7 @@ from collectors.activity import Commit, Issue, PullRequest, Release, RepoActivit
 from summarizer.guard import (
     ZWSP,
     allowed_links,
+    clean_model_claims,
     clean_model_markdown,
     looks_chinese,
     neutralise_mentions,
@@ -64,6 +65,68 @@ def test_bare_autolinked_and_reference_urls_outside_the_activity_are_removed() -
     assert "tg://" not in cleaned
     assert f"{BASE}/pull/10" in cleaned
     assert "点这里" in cleaned
+
+
+def test_a_bullet_citing_a_fabricated_pr_is_removed_whole_while_grounded_bullets_stay() -> None:
+    text = (
+        "**性能**\n"
+        f"- 修复了 [#10]({BASE}/pull/10) 的崩溃。\n"
+        f"- 另有性能优化：[#99999999]({BASE}/pull/99999999)\n"
+        "  - 其中包括 FP8 kernel\n"
+        f"- 发布了 [v1.0]({BASE}/releases/tag/v1.0)。"
+    )
+    cleaned, removed = clean_model_claims(text, ALLOWED)
+    assert cleaned == (
+        f"**性能**\n- 修复了 [#10]({BASE}/pull/10) 的崩溃。\n"
+        f"- 发布了 [v1.0]({BASE}/releases/tag/v1.0)。"
+    )
+    assert removed == 1
+
+
+def test_a_sentence_citing_an_unknown_number_or_sha_is_removed_not_its_paragraph() -> None:
+    text = f"今天修复了 #10。另外 #4242 也合入了。提交 abc1234f 改了调度器。{SHA[:7]} 修复了 bug。"
+    cleaned, removed = clean_model_claims(text, ALLOWED)
+    assert cleaned == f"今天修复了 [#10]({BASE}/pull/10)。{SHA[:7]} 修复了 bug。"
+    assert removed == 2
+
+
+def test_a_link_to_another_repository_s_unknown_pr_is_an_ungrounded_claim() -> None:
+    text = (
+        "- 上游合入了 [#5](https://github.com/other/thing/pull/5)\n- 见 [#11]("
+        + BASE
+        + "/issues/11)"
+    )
+    cleaned, removed = clean_model_claims(text, ALLOWED)
+    assert cleaned == f"- 见 [#11]({BASE}/issues/11)"
+    assert removed == 1
+
+
+def test_a_number_the_data_mentions_is_linked_as_an_issue_and_allowed() -> None:
+    activity = _activity().model_copy(
+        update={
+            "merged_pulls": [
+                PullRequest(
+                    number=10,
+                    title="Fix",
+                    url=f"{BASE}/pull/10",
+                    merged_at=WHEN,
+                    body="Fixes #2357",
+                )
+            ]
+        }
+    )
+    allowed = allowed_links(activity)
+    assert f"{BASE}/issues/2357" in allowed
+    cleaned, removed = clean_model_claims("- [#10](" + BASE + "/pull/10) 修复了 #2357。", allowed)
+    assert cleaned == f"- [#10]({BASE}/pull/10) 修复了 [#2357]({BASE}/issues/2357)。"
+    assert removed == 0
+
+
+def test_references_in_code_blocks_are_left_alone() -> None:
+    text = "```\ngit revert #99999\n```\n修复了 #10。"
+    cleaned, removed = clean_model_claims(text, ALLOWED)
+    assert cleaned == f"```\ngit revert #99999\n```\n修复了 [#10]({BASE}/pull/10)。"
+    assert removed == 0
 
 
 def test_short_sha_and_issue_form_of_a_pr_are_grounded_to_the_collected_url() -> None:

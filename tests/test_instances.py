@@ -28,11 +28,11 @@ from store_backends import BACKENDS, TestDatabase, isolated_database
 from telegram import Bot
 
 from bot.app import StartupError, run
+from bot.commands import CommandService
 from bot.fleet import POLLER_LOCK, Election, Fleet
 from bot.pipeline import Pipeline
 from bot.platforms.telegram import RateGate, TelegramAdapter, TelegramSender
 from bot.scheduler import Scheduler
-from bot.service import CommandService
 from bot.settings import Settings
 from bot.store import Store
 from bot.store.tables import deliveries, runs

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from service_support import ARCHIVED_DAY, NOW, ArchivePipeline, archive
 
-from bot.pipeline import Pipeline
-from bot.service import (
+from bot.commands import (
     PROGRESS_TEXT,
     TRACKED_TTL,
     ChatContext,
@@ -19,6 +18,7 @@ from bot.service import (
     Reply,
     echo,
 )
+from bot.pipeline import Pipeline
 from bot.settings import DEFAULT_REPOS, Settings
 from bot.store import Store
 from collectors.github import GitHubClient

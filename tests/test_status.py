@@ -19,9 +19,9 @@ from service_support import ArchivePipeline, make_activity
 from store_backends import BACKENDS, TestDatabase, isolated_database
 
 from bot.app import status as status_command
+from bot.commands import ChatContext, CommandService
 from bot.pipeline import Pipeline
 from bot.platforms.telegram import TelegramAdapter, render_messages
-from bot.service import ChatContext, CommandService
 from bot.settings import Settings
 from bot.status import collect_status, load_github_limit, record_github_limit, render_status
 from bot.store import Store

@@ -12,11 +12,11 @@ from pydantic import SecretStr
 from service_support import ARCHIVED_DAY, NOW, ArchivePipeline, archive, make_activity, make_digest
 from telegram import Bot
 
+from bot.commands import CommandService
 from bot.delivery import fan_out
 from bot.pipeline import Pipeline
 from bot.platforms.base import ChatGone, RetryLater
 from bot.platforms.telegram import RateGate, TelegramAdapter, TelegramSender, render_messages
-from bot.service import CommandService
 from bot.settings import Settings
 from bot.store import Store
 from collectors.github import GitHubClient
@@ -198,6 +198,17 @@ async def test_an_unknown_command_in_a_private_chat_points_to_help(
     telegram.push_command(chat_id=42, user_id=42, text="/frobnicate")
     [message] = await telegram.wait_for_messages(1, chat_id=42)
     assert "/help" in message.plain
+
+
+async def test_a_command_addressed_to_another_bot_is_ignored_even_in_a_private_chat(
+    adapter: TelegramAdapter, telegram: FakeTelegram
+) -> None:
+    telegram.push_command(chat_id=42, user_id=42, text="/digest@OtherBot vllm")
+    telegram.push_command(chat_id=42, user_id=42, text="/frobnicate@OtherBot")
+    telegram.push_command(chat_id=42, user_id=42, text=f"/help@{telegram.username}")
+    [message] = await telegram.wait_for_messages(1, chat_id=42)
+    assert "/subscribe" in message.plain  # the help text: the first two got no answer
+    assert len(telegram.messages_to(42)) == 1
 
 
 # -- the sender ------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ import pytest
 from fake_github import FakeGitHub
 from service_support import NOW, ArchivePipeline
 
+from bot.commands import ChatContext, CommandService, Reply
 from bot.pipeline import Pipeline
-from bot.service import ChatContext, CommandService, Reply
 from bot.settings import DEFAULT_REPOS, Settings
 from bot.store import Store
 from bot.tracking import RepoChecker, tracked_set
@@ -105,9 +105,10 @@ async def test_the_pipeline_collects_a_followed_repository_until_nobody_follows_
     async with GitHubClient("http://127.0.0.1:9", None, None) as client:
         pipeline = Pipeline(settings, store, github=client, composer=Composer(None, None))
         await ask(service, "/subscribe InternLM/lmdeploy")
-        assert await pipeline.repos() == [*DEFAULT_REPOS, "InternLM/lmdeploy"]
+        assert await pipeline.collected_repos() == [*DEFAULT_REPOS, "InternLM/lmdeploy"]
+        assert await pipeline.repos() == list(DEFAULT_REPOS)  # the shared set: not in it
         await ask(service, "/unsubscribe lmdeploy")
-        assert await pipeline.repos() == list(DEFAULT_REPOS)
+        assert await pipeline.collected_repos() == list(DEFAULT_REPOS)
 
 
 async def test_a_chat_on_all_that_adds_a_repository_keeps_it_until_it_drops_it(
@@ -115,7 +116,7 @@ async def test_a_chat_on_all_that_adds_a_repository_keeps_it_until_it_drops_it(
 ) -> None:
     await ask(service, "/subscribe")
     reply = await ask(service, "/subscribe InternLM/lmdeploy")
-    assert reply.text.startswith("已订阅：全部 9 个跟踪的仓库")
+    assert reply.text.startswith("已订阅：全部 8 个跟踪的仓库，以及本聊天添加的 InternLM/lmdeploy")
     chat = await store.get_chat("telegram", "42")
     assert chat is not None and chat.repos is None  # still "all", naming nothing
     assert "InternLM/lmdeploy" in await tracked_set(store, DEFAULT_REPOS)

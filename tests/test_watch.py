@@ -16,11 +16,11 @@ from fake_telegram import FakeTelegram
 from service_support import NOW, ArchivePipeline
 from telegram import Bot
 
+from bot.commands import ChatContext, CommandService, Reply
 from bot.delivery import fan_out
 from bot.pipeline import Pipeline
 from bot.platforms.base import Sender
 from bot.platforms.telegram import TelegramSender
-from bot.service import ChatContext, CommandService, Reply
 from bot.settings import Settings
 from bot.store import Store
 from collectors.activity import Commit, DayActivity, Issue, PullRequest, Release, RepoActivity

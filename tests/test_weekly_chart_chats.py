@@ -23,13 +23,13 @@ from synthetic_days import REPOS, archive_day, day_activity, days_ending, repo_d
 from telegram import Bot
 from telegram.error import TelegramError
 
+from bot.commands import NO_WEEKLY, ChatContext, CommandService
 from bot.delivery import fan_out
 from bot.pipeline import Pipeline
 from bot.platforms.base import ChatGone, PhotoSender, Sender, photo_sender
 from bot.platforms.discord import DiscordWebhookSender, discord_channel_sender
 from bot.platforms.telegram import TelegramAdapter, TelegramSender
 from bot.scheduler import Scheduler, post_once
-from bot.service import NO_WEEKLY, ChatContext, CommandService
 from bot.settings import Settings, load_settings
 from bot.store import WEEKLY, Store
 from collectors.github import GitHubClient

@@ -955,6 +955,15 @@ class Store:
         async with self._write() as conn:
             await conn.execute(stmt)
 
+    async def follows_of(self, platform: str, chat_id: str, *, kind: str) -> set[str]:
+        """Lower-case names of the repositories a chat asked for (`kind`: daily | alerts)."""
+        f = repo_follows.c
+        query = sa.select(f.repo_key).where(
+            f.platform == platform, f.chat_id == chat_id, f.kind == kind
+        )
+        async with self._read() as conn:
+            return {str(key) for key in (await conn.execute(query)).scalars()}
+
     async def unfollow_repos(
         self, platform: str, chat_id: str, repos: Sequence[str] | None, *, kind: str
     ) -> None:

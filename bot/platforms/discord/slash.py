@@ -13,10 +13,10 @@ from typing import Literal, Protocol
 import discord
 from discord import app_commands
 
+from bot.commands import COMMAND_MENU, ChatContext, Reply
 from bot.platforms.discord.render import render_messages
 from bot.platforms.discord.senders import NO_MENTIONS, PLATFORM, describe
 from bot.repos import short_name
-from bot.service import COMMAND_MENU, ChatContext, Reply
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ _ALL_BUT_GROUP_DMS = app_commands.AppCommandContext(guild=True, dm_channel=True)
 
 
 class CommandHandler(Protocol):
-    """The part of `bot.service.CommandService` the adapter calls."""
+    """The part of `bot.commands.CommandService` the adapter calls."""
 
     async def handle(
         self,

@@ -30,14 +30,14 @@ from telegram.ext import (
     filters,
 )
 
+from bot.commands import ChatContext, ChatKind, CommandService, Reply
 from bot.platforms.telegram.sender import PLATFORM, TelegramSender
-from bot.service import ChatContext, ChatKind, CommandService, Reply
 from bot.settings import Settings
 
 if TYPE_CHECKING:
     from telegram import Bot
 
-    from bot.service import ChatStore, DigestSource
+    from bot.commands import ChatStore, DigestSource
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +190,9 @@ class TelegramAdapter:
 
     async def _answer(self, update: Update, message: Message, chat: Chat) -> None:
         command, args = split_command(message.text or "")
+        _name, at, addressee = command.partition("@")
+        if at and addressee.lower() != (self.application.bot.username or "").lower():
+            return  # `/cmd@OtherBot` (private chats too): addressed to another bot, not to us
         user = message.from_user
         reply_to = None if chat.type == ChatType.PRIVATE else str(message.message_id)
         ctx = ChatContext(
