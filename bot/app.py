@@ -282,7 +282,13 @@ async def post(settings: Settings, day: date) -> int:
                 "or DISCORD_WEBHOOK_URL",
                 status=2,
             )
-        result = await post_once(settings, day, senders, store=store)
+        from bot.pipeline import NotReady
+
+        try:
+            result = await post_once(settings, day, senders, store=store)
+        except NotReady as early:
+            print(f"{day}: {early}", file=sys.stderr)
+            return 1
     print(
         f"{day}: sent {result.sent}, failed {result.failed}, deactivated {result.deactivated}, "
         f"skipped {result.skipped}, retrying later {result.retrying}"

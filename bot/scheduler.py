@@ -32,6 +32,7 @@ from bot.store import DAILY, FAILED, SENT, WEEKLY, Chat, Store, utcnow
 from bot.tracking import tracked_set
 from collectors.cache import KeyValueCache
 from collectors.window import day_window, yesterday
+from summarizer.digest import Digest
 from summarizer.llm import LLMClient
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,15 @@ log = logging.getLogger(__name__)
 class SchedulePipeline(DigestSource, Protocol):
     """What the scheduler needs of the Pipeline: fan-out's needs plus "is the day archived"."""
 
-    async def has_digest(self, day: date) -> bool:
-        """True when the day's digest is archived."""
+    async def ensure_day(
+        self,
+        day: date,
+        repos: Sequence[str] | None = None,
+        *,
+        now: datetime | None = None,
+        wait: bool = True,
+    ) -> Digest:
+        """The day's digest through the one door (settle window, lock); raises NotReady."""
         ...
 
     async def week_text(
@@ -140,9 +148,7 @@ class Scheduler:
         *,
         worker: str | None = None,
         interval: float = 30.0,
-        settle: timedelta = timedelta(minutes=5),
         generation_retry: timedelta = timedelta(minutes=10),
-        lock_seconds: float = 600.0,
         stop_grace: float = 20.0,
         fan_out_options: Mapping[str, object] | None = None,
         llm: LLMClient | None = None,
@@ -156,10 +162,7 @@ class Scheduler:
         self._clock = clock
         self._worker = worker or worker_id("sched:")
         self._interval = interval
-        # GitHub's search and lists lag a little behind midnight; give them a few minutes.
-        self._settle = settle
         self._generation_retry = generation_retry
-        self._lock_seconds = lock_seconds
         self._stop_grace = stop_grace
         self._fan_out_options: dict[str, Any] = dict(fan_out_options or {})
         self._ready: set[date] = set()
@@ -293,30 +296,25 @@ class Scheduler:
         return for_chat
 
     async def _digest_ready(self, day: date, now: datetime) -> bool:
-        """True once `day` is archived; generates it (one instance at a time) when it can."""
+        """True once `day` is archived; generated through the pipeline's door when it can be."""
         if day in self._ready:
             return True
-        if await self._pipeline.has_digest(day):
-            self._ready = {d for d in self._ready if d >= day} | {day}
-            return True
-        end = day_window(day, self._settings.digest_timezone).end
         retry_at = self._retry_generation_at.get(day)
-        if now < end + self._settle or (retry_at is not None and now < retry_at):
+        if retry_at is not None and now < retry_at:
             return False
-        lock = f"generate:{day.isoformat()}"
-        if not await self._store.try_lock(lock, self._worker, self._lock_seconds):
-            return False  # another instance is writing it; the archive will have it soon
-        renewal = asyncio.create_task(self._renew(lock))
+        # Imported here, as in post_once: the pipeline module pulls in the clients.
+        from bot.pipeline import NotReady
+
         try:
-            await self._pipeline.day(day)
+            # Not waiting: while another instance writes the day, this tick has nothing to do.
+            await self._pipeline.ensure_day(day, now=now, wait=False)
+        except NotReady:
+            return False
         except Exception:
             log.exception("generating the digest of %s failed; retrying later", day)
             self._retry_generation_at[day] = now + self._generation_retry
             return False
-        finally:
-            renewal.cancel()
-            await self._store.release_lock(lock, self._worker)
-        self._ready.add(day)
+        self._ready = {d for d in self._ready if d >= day} | {day}
         return True
 
     async def _prune_cache(self, day: date) -> None:
@@ -334,15 +332,6 @@ class Scheduler:
             return
         if removed:
             log.info("pruned %d old cache entries", removed)
-
-    async def _renew(self, lock: str) -> None:
-        """Keep the generation lock while generating (a dead holder's lock simply expires)."""
-        while True:
-            await asyncio.sleep(self._lock_seconds / 3)
-            try:
-                await self._store.try_lock(lock, self._worker, self._lock_seconds)
-            except Exception:
-                log.warning("could not renew the lock %s", lock, exc_info=True)
 
     async def run(self, stop_event: asyncio.Event) -> None:
         """Tick until `stop_event` is set; a fan-out in progress finishes its sends first."""
@@ -408,6 +397,9 @@ async def post_once(
         async with make_github(settings, store) as github:
             composer = make_composer(settings, llm, store)
             pipeline = Pipeline(settings, store, github=github, composer=composer)
+
+            # The one door: NotReady before the settle window ends, one writer across instances.
+            await pipeline.ensure_day(day)
 
             async def daily() -> FanOutResult:
                 return await fan_out(store, pipeline, senders, day, worker=worker, now=utcnow())

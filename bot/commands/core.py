@@ -153,7 +153,14 @@ class DigestSource(Protocol):
 
     async def has_digest(self, day: date) -> bool: ...
     async def latest_day(self) -> date | None: ...
-    async def digest_for(self, day: date, repos: Sequence[str] | None) -> Digest: ...
+    async def ensure_day(
+        self,
+        day: date,
+        repos: Sequence[str] | None = None,
+        *,
+        now: datetime | None = None,
+        wait: bool = True,
+    ) -> Digest: ...
     async def week_text(
         self,
         end: date,
