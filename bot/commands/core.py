@@ -276,13 +276,19 @@ class Core:
         """One user-typed name → a tracked repository, else Refused with suggestions."""
         return resolve_in(token, self.tracked)
 
-    def resolve_all(self, args: str) -> tuple[str, ...]:
-        """Names in `args` → tracked repositories in tracked order (empty: none named)."""
+    def resolve_all(self, args: str, also: Sequence[str] = ()) -> tuple[str, ...]:
+        """Names in `args` → tracked repositories in tracked order (empty: none named).
+
+        `also` are names the chat itself holds (its list, its alerts): a repository no longer
+        tracked still resolves there, so the chat can drop it.
+        """
+        known = {r.lower() for r in self.tracked}
+        pool = (*self.tracked, *(r for r in also if r.lower() not in known))
         tokens = args.split()
-        if len(tokens) > len(self.tracked) + 4:
+        if len(tokens) > len(pool) + 4:
             raise Refused("仓库太多。用法：/subscribe [仓库 …]，发送 /repos 查看全部。")
-        chosen = {self.resolve(token) for token in tokens}
-        return tuple(r for r in self.tracked if r in chosen)
+        chosen = {resolve_in(token, pool) for token in tokens}
+        return tuple(r for r in pool if r in chosen)
 
     async def resolve_or_add(
         self, ctx: ChatContext, args: str

@@ -825,18 +825,50 @@ class Store:
         async with self._write() as conn:
             return _tracked((await conn.execute(stmt)).mappings().one())
 
-    async def untrack_repo(self, repo: str) -> bool:
-        """Remove `repo` from the tracked set; False when it was not there."""
+    async def untrack_repo(self, repo: str, *, now: datetime | None = None) -> bool:
+        """Remove `repo` from the tracked set, every chat's list and alert opt-ins.
+
+        False when it was not tracked. A chat whose list named only `repo` is deactivated
+        (reason `untracked`); an alert opt-in left with nothing is removed. One transaction.
+        """
+        now = now or utcnow()
+        key = repo.lower()
         stmt = (
             sa.delete(tracked_repos)
-            .where(tracked_repos.c.repo_key == repo.lower())
+            .where(tracked_repos.c.repo_key == key)
             .returning(tracked_repos.c.repo_key)
         )
         async with self._write() as conn:
             removed = (await conn.execute(stmt)).first() is not None
-            await conn.execute(
-                sa.delete(repo_follows).where(repo_follows.c.repo_key == repo.lower())
-            )
+            await conn.execute(sa.delete(repo_follows).where(repo_follows.c.repo_key == key))
+            for table in (chats, alert_chats):
+                # Lists are JSON text; the LIKE only narrows, the JSON decides.
+                query = sa.select(table.c.platform, table.c.chat_id, table.c.repos).where(
+                    sa.func.lower(table.c.repos).contains(key, autoescape=True)
+                )
+                for platform, chat_id, text in (await conn.execute(query)).all():
+                    listed = [str(r) for r in json.loads(text)]
+                    kept = [r for r in listed if r.lower() != key]
+                    if len(kept) == len(listed):
+                        continue
+                    mine = sa.and_(table.c.platform == platform, table.c.chat_id == chat_id)
+                    if kept:
+                        values = {"repos": _repos_json(kept), "updated_at": now}
+                        await conn.execute(sa.update(table).where(mine).values(**values))
+                    elif table is alert_chats:
+                        await conn.execute(sa.delete(table).where(mine))
+                    else:
+                        await conn.execute(
+                            sa.update(table)
+                            .where(mine)
+                            .values(
+                                active=False,
+                                repos=None,
+                                deactivated_at=now,
+                                deactivation_reason="untracked",
+                                updated_at=now,
+                            )
+                        )
             return removed
 
     async def followed_repos(self) -> set[str]:
