@@ -170,6 +170,7 @@ class _Options:
     stop: asyncio.Event | None
     kind: str = DAILY
     markdown_for: MarkdownFor | None = None
+    preface: str = ""
 
 
 class _Broadcast:
@@ -265,7 +266,7 @@ class _Broadcast:
             await self._give_up(claim, "too many attempts (worker crashes?)")
             return
         try:
-            markdown = await self._markdown(chat)
+            markdown = self.o.preface + await self._markdown(chat)
         except Exception as exc:
             await self._failed(claim, f"digest: {one_line(exc)}")
             return
@@ -405,6 +406,7 @@ async def fan_out(
     clock: Callable[[], datetime] | None = None,
     kind: str = DAILY,
     markdown_for: MarkdownFor | None = None,
+    preface: str = "",
 ) -> FanOutResult:
     """Deliver `day`'s digest to `chats` (default: every active chat) that have not had it.
 
@@ -416,7 +418,8 @@ async def fan_out(
     picture after their digest where the platform can post one.
 
     Another `kind` (the weekly roll-up) delivers the text of `markdown_for(chat)` instead, on
-    rows of that kind, with no picture.
+    rows of that kind, with no picture. `preface` (Markdown) goes before every chat's text: the
+    line saying a post is late (补发).
     """
     daily = kind == DAILY
     if not daily and markdown_for is None:
@@ -441,6 +444,7 @@ async def fan_out(
         stop=stop,
         kind=kind,
         markdown_for=markdown_for,
+        preface=preface,
     )
     by_key = {c.key: c for c in served}
     watches = await store.all_watches() if daily else {}

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from bot.delivery import DigestSource, FanOutResult, MarkdownFor, fan_out
 from bot.senders import Sender
 from bot.settings import Settings, parse_hhmm
-from bot.store import DAILY, FAILED, SENT, WEEKLY, Chat, Store, utcnow
+from bot.store import DAILY, FAILED, PENDING, SENDING, SENT, WEEKLY, Chat, Store, utcnow
 from bot.tracking import tracked_set
 from collectors.cache import KeyValueCache
 from collectors.window import day_window, yesterday
@@ -36,6 +36,15 @@ from summarizer.digest import Digest
 from summarizer.llm import LLMClient
 
 log = logging.getLogger(__name__)
+
+# After downtime, the days before the current one still posted late (补发), oldest first; unsent
+# deliveries of older days are marked skipped (shown by `status`).
+LATE_DAYS = 3
+
+
+def late_preface(day: date) -> str:
+    """The first line of a late post: which day it is and why it comes now."""
+    return f"**补发**：{day.isoformat()} 的日报（服务中断期间未能按时推送）\n\n"
 
 
 class SchedulePipeline(DigestSource, Protocol):
@@ -133,6 +142,7 @@ class TickResult:
     due: int
     delivery: FanOutResult | None = None
     weekly: FanOutResult | None = None  # the Monday roll-up, when some chat had it due
+    late: FanOutResult | None = None  # late posts of missed days (first ticks after a start)
 
 
 class Scheduler:
@@ -172,6 +182,7 @@ class Scheduler:
         self._llm = llm
         self._cache: KeyValueCache = cache if cache is not None else store
         self._pruned_for: date | None = None
+        self._late: list[date] | None = None  # missed days still to post late (None: not read)
 
     @property
     def worker(self) -> str:
@@ -185,17 +196,74 @@ class Scheduler:
         now = now or self._clock()
         zone = self._settings.digest_timezone
         day = yesterday(zone, now)
+        late = await self._catch_up(day, now, stop)
         if not await self._digest_ready(day, now):
-            return TickResult(day=day, ready=False, due=0)
+            return TickResult(day=day, ready=False, due=0, late=late)
         await self._prune_cache(day)
         chats = [c for c in await self._store.active_chats() if c.platform in self._senders]
         due = due_chats(chats, now, day=day, digest_timezone=zone)
         if not due:
-            return TickResult(day=day, ready=True, due=0)
+            return TickResult(day=day, ready=True, due=0, late=late)
         await self._ensure(day, due, now)
         result = await self._fan_out(day, due, now, stop=stop, due_before=now)
         weekly = await self._weekly(day, due, now, stop)
-        return TickResult(day=day, ready=True, due=len(due), delivery=result, weekly=weekly)
+        return TickResult(
+            day=day, ready=True, due=len(due), delivery=result, weekly=weekly, late=late
+        )
+
+    async def _catch_up(
+        self, day: date, now: datetime, stop: asyncio.Event | None
+    ) -> FanOutResult | None:
+        """Post the missed days before `day` late, oldest first (read once, at the first tick)."""
+        if self._late is None:
+            self._late = await self._missed_days(day, now)
+        total: FanOutResult | None = None
+        for late in list(self._late):
+            if stop is not None and stop.is_set():
+                break
+            result = await self._post_late(late, now, stop)
+            if result is not None:
+                total = result if total is None else _added(total, result)
+        return total
+
+    async def _missed_days(self, day: date, now: datetime) -> list[date]:
+        """The days before `day` (at most LATE_DAYS) since the last one the bot served.
+
+        Unsent deliveries of older days are marked skipped. A fresh database has served no day,
+        so nothing is posted late on a first start.
+        """
+        oldest = day - timedelta(days=LATE_DAYS)
+        skipped = await self._store.skip_deliveries(
+            oldest, f"more than {LATE_DAYS} days late", now=now
+        )
+        if skipped:
+            log.warning("%d deliveries of days before %s were skipped (too late)", skipped, oldest)
+        served = await self._store.latest_delivery_day(day)
+        if served is None:
+            return []
+        first = max(served, oldest)
+        return [first + timedelta(days=n) for n in range((day - first).days)]
+
+    async def _post_late(
+        self, day: date, now: datetime, stop: asyncio.Event | None
+    ) -> FanOutResult | None:
+        """One missed day to the chats it was due to and that have not had it, 补发 first."""
+        assert self._late is not None
+        zone = self._settings.digest_timezone
+        chats = [c for c in await self._store.active_chats() if c.platform in self._senders]
+        statuses = await self._store.delivery_statuses(day)
+        missing = [
+            c
+            for c in due_chats(chats, now, day=day, digest_timezone=zone)
+            if statuses.get(c.key) in (None, PENDING, SENDING)
+        ]
+        if not missing:
+            self._late.remove(day)
+            return None
+        if not await self._digest_ready(day, now):
+            return None  # generated on a later tick (or by another instance)
+        await self._store.ensure_deliveries(day, missing, now=now)
+        return await self._fan_out(day, missing, now, stop=stop, preface=late_preface(day))
 
     async def _ensure(
         self, day: date, due: Sequence[Chat], now: datetime, *, kind: str = DAILY
@@ -353,6 +421,11 @@ class Scheduler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop_event.wait(), timeout=self._interval)
         log.info("scheduler %s stopped", self._worker)
+
+
+def _added(total: FanOutResult, more: FanOutResult) -> FanOutResult:
+    total.add(more)
+    return total
 
 
 def posted_on_monday(day: date) -> bool:

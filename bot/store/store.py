@@ -49,6 +49,8 @@ from collectors.activity import DayActivity
 from summarizer.digest import Digest, Usage
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+# Too old to be posted late when the bot came back (see Scheduler): never sent, shown by `status`.
+SKIPPED = "skipped"
 # Kinds of delivery: the daily post of a day, the weekly roll-up of the week ending with it.
 DAILY, WEEKLY = "daily", "weekly"
 _ERROR_LIMIT = 1000
@@ -762,6 +764,44 @@ class Store:
         async with self._read() as conn:
             rows = (await conn.execute(query)).all()
         return {(str(platform), str(chat)): str(status) for platform, chat, status in rows}
+
+    async def latest_delivery_day(self, before: date, *, kind: str = DAILY) -> date | None:
+        """The newest day before `before` with any delivery row: the bot was in service then."""
+        c = deliveries.c
+        query = sa.select(sa.func.max(c.day)).where(c.day < before, c.kind == kind)
+        async with self._read() as conn:
+            value = (await conn.execute(query)).scalar()
+        if value is None or isinstance(value, date):
+            return value
+        return date.fromisoformat(str(value))  # SQLite's max() returns the stored text
+
+    async def skip_deliveries(
+        self, before: date, reason: str, *, now: datetime | None = None
+    ) -> int:
+        """Mark every unsent delivery of days before `before` SKIPPED; returns how many."""
+        now = now or utcnow()
+        c = deliveries.c
+        stmt = (
+            sa.update(deliveries)
+            .where(c.day < before, c.status.in_((PENDING, SENDING)))
+            .values(status=SKIPPED, last_error=reason, claimed_by=None, updated_at=now)
+        )
+        async with self._write() as conn:
+            return int((await conn.execute(stmt)).rowcount or 0)
+
+    async def skipped_counts(self, limit: int = 7) -> dict[date, int]:
+        """Skipped deliveries per day, for the newest `limit` days that have any."""
+        c = deliveries.c
+        query = (
+            sa.select(c.day, sa.func.count())
+            .where(c.status == SKIPPED)
+            .group_by(c.day)
+            .order_by(c.day.desc())
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return {d if isinstance(d, date) else date.fromisoformat(str(d)): int(n) for d, n in rows}
 
     async def next_retry_at(self, day: date, *, kind: str = DAILY) -> datetime | None:
         """The earliest retry time among the pending deliveries of `day` (None: none waiting)."""
