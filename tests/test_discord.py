@@ -333,6 +333,16 @@ class OneDigest:
             raise RuntimeError("the model endpoint is down")
         return self.digest
 
+    async def ensure_day(
+        self,
+        day: date,
+        repos: Sequence[str] | None = None,
+        *,
+        now: datetime | None = None,
+        wait: bool = True,
+    ) -> Digest:
+        return await self.digest_for(day, repos)
+
     async def has_digest(self, day: date) -> bool:
         return day == self.digest.day
 
