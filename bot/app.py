@@ -253,7 +253,7 @@ async def _until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -
 
 async def post(settings: Settings, day: date) -> int:
     """Deliver `day`'s digest once to every subscribed chat that has not had it (for cron)."""
-    from bot.scheduler import post_once
+    from bot.post import post_once
 
     async with AsyncExitStack() as stack:
         senders: dict[str, Sender] = {}

@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -370,7 +370,7 @@ class Scheduler:
         retry_at = self._retry_generation_at.get(day)
         if retry_at is not None and now < retry_at:
             return False
-        # Imported here, as in post_once: the pipeline module pulls in the clients.
+        # Imported here, as in bot.post: the pipeline module pulls in the clients.
         from bot.pipeline import NotReady
 
         try:
@@ -390,7 +390,7 @@ class Scheduler:
         if self._pruned_for is not None and self._pruned_for >= day:
             return
         self._pruned_for = day  # also after a failure: tomorrow's attempt is soon enough
-        # Imported here, as in post_once: the pipeline module pulls in the clients.
+        # Imported here, as in bot.post: the pipeline module pulls in the clients.
         from bot.pipeline import prune_cache
 
         try:
@@ -425,107 +425,4 @@ class Scheduler:
 
 def _added(total: FanOutResult, more: FanOutResult) -> FanOutResult:
     total.add(more)
-    return total
-
-
-def posted_on_monday(day: date) -> bool:
-    """True when `day`'s digest is posted on a Monday: `day` is a Sunday (in DIGEST_TIMEZONE)."""
-    return (day + timedelta(days=1)).weekday() == 0
-
-
-@dataclass
-class PostResult(FanOutResult):
-    """What `post_once` did: the daily fan-out's counts, and the Monday roll-up's if it ran."""
-
-    weekly: FanOutResult | None = None
-
-
-async def post_once(
-    settings: Settings,
-    day: date,
-    senders: Mapping[str, Sender],
-    *,
-    store: Store | None = None,
-    rounds: int = 4,
-    max_wait: float = 300.0,
-) -> PostResult:
-    """One fan-out of `day` for `aiinfra-digest post`: generate or reuse, deliver, retry a little.
-
-    Opens the store at DATABASE_URL (migrating it; or uses `store`, left open) and the
-    GitHub/model clients; chats that fail transiently are retried within this run up to `rounds`
-    times, then left to the next run. When `day`'s post falls on a Monday, chats with weekly on
-    then get the week's roll-up, once each, as the scheduler sends it.
-    """
-    # Imported here: the pipeline pulls in the collector and model clients, which the
-    # scheduler's callers already hold.
-    from bot.pipeline import Pipeline, make_composer, make_github, make_llm
-
-    own_store = store is None
-    if store is None:
-        store = await Store.open(settings.database_url)
-    llm = make_llm(settings)
-    worker = worker_id("post:")
-    total = PostResult()
-    try:
-        async with make_github(settings, store) as github:
-            composer = make_composer(settings, llm, store)
-            pipeline = Pipeline(settings, store, github=github, composer=composer)
-
-            # The one door: NotReady before the settle window ends, one writer across instances.
-            await pipeline.ensure_day(day)
-
-            async def daily() -> FanOutResult:
-                return await fan_out(store, pipeline, senders, day, worker=worker, now=utcnow())
-
-            delivered = await _in_rounds(daily, store, day, DAILY, rounds, max_wait)
-            if delivered is not None:
-                total.add(delivered)
-            if posted_on_monday(day):
-                # The scheduler's roll-up with this run's clients, sent at once like the post.
-                scheduler = Scheduler(
-                    settings, store, pipeline, senders, worker=worker, llm=llm, cache=store
-                )
-                chats = [
-                    c for c in await store.active_chats() if c.platform in senders and c.weekly
-                ]
-
-                async def weekly() -> FanOutResult | None:
-                    return await scheduler.roll_up(day, chats, utcnow())
-
-                total.weekly = await _in_rounds(weekly, store, day, WEEKLY, rounds, max_wait)
-    finally:
-        if llm is not None:
-            await llm.aclose()
-        if own_store:
-            await store.close()
-    return total
-
-
-async def _in_rounds(
-    deliver: Callable[[], Awaitable[FanOutResult | None]],
-    store: Store,
-    day: date,
-    kind: str,
-    rounds: int,
-    max_wait: float,
-) -> FanOutResult | None:
-    """Deliver, then again once the earliest retry is due, up to `rounds` times; the sum.
-
-    `skipped` is the first round's, `retrying` the last round's. None when nothing was to send.
-    """
-    total: FanOutResult | None = None
-    for round_ in range(max(1, rounds)):
-        result = await deliver()
-        if result is None:
-            break
-        if total is None:
-            total = result
-        else:
-            skipped = total.skipped
-            total.add(result)
-            total.skipped, total.retrying = skipped, result.retrying
-        retry_at = await store.next_retry_at(day, kind=kind)
-        if not result.retrying or retry_at is None or round_ == rounds - 1:
-            break
-        await asyncio.sleep(min(max_wait, max(0.0, (retry_at - utcnow()).total_seconds())))
     return total

@@ -27,7 +27,8 @@ from bot.commands import NO_WEEKLY, ChatContext, CommandService
 from bot.delivery import fan_out
 from bot.discord_bot import DiscordWebhookSender, discord_channel_sender
 from bot.pipeline import Pipeline
-from bot.scheduler import Scheduler, post_once
+from bot.post import post_once
+from bot.scheduler import Scheduler
 from bot.senders import ChatGone, PhotoSender, Sender, photo_sender
 from bot.settings import Settings, load_settings
 from bot.store import WEEKLY, Store
