@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fake_github import FakeGitHub, commit
+from fake_telegram import FakeTelegram
 from store_backends import BACKENDS, TestDatabase, isolated_database
 
+from bot.cli import main
 from bot.commands import ChatContext, CommandService
 from bot.pipeline import NotReady, Pipeline
 from bot.scheduler import Scheduler
@@ -21,6 +23,7 @@ from bot.settings import Settings
 from bot.store import Store
 from bot.store.tables import runs
 from collectors.github import GitHubClient
+from collectors.window import today
 from summarizer.compose import Composer
 
 DAY = date(2026, 2, 4)
@@ -148,3 +151,22 @@ async def test_ensure_day_not_waiting_answers_not_ready_while_another_holds_the_
         with pytest.raises(NotReady) as raised:
             await pipeline(settings, store, gh).ensure_day(DAY, wait=False)
         assert raised.value.after is None and github.requests == []
+
+
+async def test_post_of_a_day_not_yet_settled_exits_1_in_one_line_without_posting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with FakeGitHub() as github, FakeTelegram() as telegram:
+        github_day(github)
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", telegram.token)
+        monkeypatch.setenv("TELEGRAM_API_URL", telegram.url)
+        monkeypatch.setenv("GITHUB_API_URL", github.url)
+        monkeypatch.setenv("DIGEST_REPOS", ",".join(REPOS))
+        monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/bot.db")
+        day = today("Asia/Shanghai")  # not over yet: a post of it would be a partial day
+        code = await asyncio.to_thread(main, ["post", "--date", day.isoformat()])
+        err = capsys.readouterr().err
+        assert code == 1
+        assert f"{day}: the digest of {day} is not ready yet, try after 00:05" in err
+        assert "Traceback" not in err
+        assert github.requests == [] and telegram.sent == []
