@@ -264,7 +264,7 @@ async def _until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -
 
 async def post(settings: Settings, day: date) -> int:
     """Deliver `day`'s digest once to every subscribed chat that has not had it (for cron)."""
-    from bot.scheduler import post_once
+    from bot.post import post_once
 
     async with AsyncExitStack() as stack:
         senders: dict[str, Sender] = {}
@@ -293,7 +293,13 @@ async def post(settings: Settings, day: date) -> int:
                 "or DISCORD_WEBHOOK_URL",
                 status=2,
             )
-        result = await post_once(settings, day, senders, store=store)
+        from bot.pipeline import NotReady
+
+        try:
+            result = await post_once(settings, day, senders, store=store)
+        except NotReady as early:
+            print(f"{day}: {early}", file=sys.stderr)
+            return 1
     print(
         f"{day}: sent {result.sent}, failed {result.failed}, deactivated {result.deactivated}, "
         f"skipped {result.skipped}, retrying later {result.retrying}"

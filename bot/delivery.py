@@ -251,6 +251,7 @@ class _Options:
     kind: str = DAILY
     markdown_for: MarkdownFor | None = None
     retry_pauses: Sequence[float] = INLINE_RETRY_PAUSES
+    preface: str = ""
 
 
 class _Broadcast:
@@ -341,7 +342,7 @@ class _Broadcast:
             await self._give_up(claim, "too many attempts (worker crashes?)")
             return
         try:
-            markdown = await self._markdown(chat)
+            markdown = self.o.preface + await self._markdown(chat)
         except Exception as exc:
             await self._failed(claim, f"digest: {one_line(exc)}")
             return
@@ -478,6 +479,7 @@ async def fan_out(
     kind: str = DAILY,
     markdown_for: MarkdownFor | None = None,
     retry_pauses: Sequence[float] = INLINE_RETRY_PAUSES,
+    preface: str = "",
 ) -> FanOutResult:
     """Deliver `day`'s digest to `chats` (default: every active chat) that have not had it.
 
@@ -489,7 +491,8 @@ async def fan_out(
     picture after their digest where the platform can post one.
 
     Another `kind` (the weekly roll-up) delivers the text of `markdown_for(chat)` instead, on
-    rows of that kind, with no picture.
+    rows of that kind, with no picture. `preface` (Markdown) goes before every chat's text: the
+    line saying a post is late (补发).
     """
     daily = kind == DAILY
     if not daily and markdown_for is None:
@@ -515,6 +518,7 @@ async def fan_out(
         kind=kind,
         markdown_for=markdown_for,
         retry_pauses=tuple(retry_pauses),
+        preface=preface,
     )
     by_key = {c.key: c for c in served}
     watches = await store.all_watches() if daily else {}

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import sqlite3
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+from zoneinfo import ZoneInfo
 
 from bot.logs import redact
 from bot.settings import Settings
@@ -19,6 +23,7 @@ from collectors.activity import DayActivity, RepoActivity
 from collectors.cache import FileCache, KeyValueCache
 from collectors.collect import collect_day
 from collectors.github import ETAG_NAMESPACE, GitHubClient
+from collectors.window import day_window
 from summarizer.compose import NOT_COLLECTED, SECTION_NAMESPACE, SUMMARY_NAMESPACE, Composer
 from summarizer.digest import Digest
 from summarizer.llm import LLMClient
@@ -32,6 +37,10 @@ log = logging.getLogger(__name__)
 
 # The activity of repositories chats added (never in the shared archive), per (day, repository).
 ADDED_NAMESPACE = "added_activity"
+# GitHub's search and lists lag a little behind midnight: a day is collected this long after it.
+SETTLE = timedelta(minutes=5)
+# How long the day's generation lock lasts unless renewed (a dead holder's simply expires).
+LOCK_SECONDS = 600.0
 
 # How long a cache entry no run has written since is kept, by namespace. ETags with their
 # bodies (commit details, listings: megabytes a day) serve the next collections only; model
@@ -165,8 +174,47 @@ async def compose_week(
     return None if weekly is None else render_weekly_markdown(weekly)
 
 
+class NotReady(Exception):
+    """A day that cannot be served yet: it ended too recently, or another instance is writing it."""
+
+    def __init__(self, day: date, ready_at: datetime | None, timezone: str) -> None:
+        self.day = day
+        self.ready_at = ready_at  # None: another instance holds the day's generation lock
+        self.timezone = timezone
+        super().__init__(
+            f"the digest of {day} is not ready yet"
+            + (f", try after {self.after}" if self.after else "")
+        )
+
+    @property
+    def after(self) -> str | None:
+        """`HH:MM` in DIGEST_TIMEZONE from which the day can be asked for again (None: soon)."""
+        if self.ready_at is None:
+            return None
+        local = self.ready_at.astimezone(ZoneInfo(self.timezone))
+        # Rounded up: "after 00:05" must not be answered "not ready" at 00:05:30.
+        if local.second or local.microsecond:
+            local += timedelta(minutes=1)
+        return local.strftime("%H:%M")
+
+
+class _Busy(Exception):
+    """Another instance holds the day's generation lock."""
+
+
+def _collected(activity: DayActivity) -> set[str]:
+    """The repositories (lower case) whose activity of the day was collected without error."""
+    return {repo.repo.lower() for repo in activity.repos if repo.error is None}
+
+
 class Pipeline:
-    """Digests by day: from the archive, else collected and written once (shared by callers)."""
+    """Digests by day: from the archive, else collected and written once (shared by callers).
+
+    `ensure_day` is the one door to a day for the scheduler, `post` and chat commands: before
+    the settle window it answers NotReady; across instances the day's generation lock makes one
+    of them write it; in this process concurrent askers share one task; an archived day is
+    never replaced by one with fewer repositories collected.
+    """
 
     def __init__(
         self,
@@ -178,19 +226,32 @@ class Pipeline:
         memory: int = 8,
         repos: Callable[[], Awaitable[Sequence[str]]] | None = None,
         added: Callable[[], Awaitable[Sequence[str]]] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        settle: timedelta = SETTLE,
+        worker: str | None = None,
+        lock_seconds: float = LOCK_SECONDS,
+        poll_seconds: float = 1.0,
     ) -> None:
+        """`clock` is the default "now" of the settle window; `worker` names the lock holder."""
         self._settings = settings
         # The repositories a day's shared digest covers: DIGEST_REPOS plus pinned ones.
         self._repos = repos or (lambda: shared_set(store, settings.digest_repos))
         # Collected with the day but kept apart: repositories chats added, for those chats only.
         self._added = added or (lambda: added_set(store, settings.digest_repos))
+        self._clock = clock
+        self._settle = settle
+        self._worker = (
+            worker or f"pipeline:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        )
+        self._lock_seconds = lock_seconds
+        self._poll_seconds = poll_seconds
         self._store = store
         self._github = github
         self._composer = composer
         self._memory = memory
         self._days: OrderedDict[date, tuple[Digest, DayActivity]] = OrderedDict()
         self._inflight: dict[date, asyncio.Task[tuple[Digest, DayActivity]]] = {}
-        self._subsets: dict[tuple[date, tuple[str, ...]], Digest] = {}
+        self._subsets: dict[tuple[date, tuple[str, ...]], asyncio.Task[Digest]] = {}
         self._added_days: OrderedDict[date, dict[str, RepoActivity]] = OrderedDict()
         # (day, added repositories) → (the digest extended, the extended digest)
         self._extended: dict[tuple[date, tuple[str, ...]], tuple[Digest, Digest]] = {}
@@ -214,28 +275,29 @@ class Pipeline:
         """The newest archived day."""
         return await self._store.latest_day()
 
-    async def day(self, day: date) -> tuple[Digest, DayActivity]:
-        """The full digest of `day` and its activity; generated once however many ask at once."""
-        if day in self._days:
-            self._days.move_to_end(day)
-            return self._days[day]
-        task = self._inflight.get(day)
-        if task is None:
-            task = asyncio.create_task(self._load_or_generate(day))
-            self._inflight[day] = task
-            task.add_done_callback(lambda _t: self._inflight.pop(day, None))
-        result = await asyncio.shield(task)
-        self._remember(day, result)
-        return result
+    def ready_at(self, day: date) -> datetime:
+        """When `day` may be collected: its end in DIGEST_TIMEZONE plus the settle window."""
+        return day_window(day, self._settings.digest_timezone).end + self._settle
 
-    async def digest_for(
-        self, day: date, repos: Sequence[str] | None, *, added: Sequence[str] = ()
+    async def ensure_day(
+        self,
+        day: date,
+        repos: Sequence[str] | None = None,
+        *,
+        now: datetime | None = None,
+        wait: bool = True,
+        added: Sequence[str] = (),
     ) -> Digest:
-        """The digest of `day` for `repos` (None: the shared set), its summary written for that set.
+        """The digest of `day` for `repos` (None: the shared set), archived or generated through
+        the door, its summary written for that set.
 
-        `added` are repositories the asking chat added: their sections follow the shared ones and
-        never enter the summary. A name in `repos` outside the shared set counts as added too.
+        Raises NotReady before the settle window, or, with `wait=False`, while another instance
+        holds the day's generation lock (with `wait`, the archive is polled until the holder
+        finishes or its lock expires). `added` are repositories the asking chat added: their
+        sections follow the shared ones and never enter the summary; a name in `repos` outside
+        the shared set counts as added too.
         """
+        await self._door(day, now=now, wait=wait)
         shared = {repo.lower() for repo in await self.repos()}
         asked = [r for r in (*(repos or ()), *added) if r.lower() not in shared]
         extra: list[str] = []
@@ -245,10 +307,20 @@ class Pipeline:
             extra = list({r.lower(): spelled.get(r.lower(), r) for r in asked}.values())
         if repos is not None:  # a chat naming only added ones gets no shared section
             repos = [r for r in repos if r.lower() in shared]
-        digest = await self._shared_digest_for(day, repos)
+        digest = await self._subset(day, repos)
         if not extra:
             return digest
         return await self._with_added(day, digest, extra)
+
+    async def day(self, day: date) -> tuple[Digest, DayActivity]:
+        """The full digest of `day` and its activity, through the door (waiting for a holder)."""
+        return await self._door(day, now=None, wait=True)
+
+    async def digest_for(
+        self, day: date, repos: Sequence[str] | None, *, added: Sequence[str] = ()
+    ) -> Digest:
+        """`ensure_day`, waiting for another instance's generation (the delivery engine's call)."""
+        return await self.ensure_day(day, repos, added=added)
 
     async def _with_added(self, day: date, digest: Digest, repos: Sequence[str]) -> Digest:
         """`digest` with the sections of chat-added `repos` after the shared ones."""
@@ -288,21 +360,93 @@ class Pipeline:
         while len(self._added_days) > self._memory:
             self._added_days.popitem(last=False)
 
-    async def _shared_digest_for(self, day: date, repos: Sequence[str] | None) -> Digest:
-        digest, activity = await self.day(day)
-        # A followed repository missing from the day (added after it was collected) keeps its
-        # place as a short "no data" section rather than being dropped or widening the digest.
-        wanted = tuple(dict.fromkeys(repos or ()))
-        if repos is None or {r.lower() for r in wanted} == {
-            s.repo.lower() for s in digest.sections
-        }:
+    async def _door(
+        self, day: date, *, now: datetime | None, wait: bool
+    ) -> tuple[Digest, DayActivity]:
+        deadline: float | None = None
+        while True:
+            if day in self._days:
+                self._days.move_to_end(day)
+                return self._days[day]
+            task = self._inflight.get(day)
+            if task is None:
+                task = asyncio.create_task(self._open(day, now or self._clock()))
+                self._inflight[day] = task
+                task.add_done_callback(lambda _t: self._inflight.pop(day, None))
+            try:
+                result = await asyncio.shield(task)
+            except _Busy:
+                loop = asyncio.get_running_loop()
+                # A live holder renews its lock; a dead one's expires within lock_seconds.
+                deadline = deadline or loop.time() + self._lock_seconds + self._poll_seconds
+                if not wait or loop.time() > deadline:
+                    raise NotReady(day, None, self._settings.digest_timezone) from None
+                await asyncio.sleep(self._poll_seconds)
+                continue
+            self._remember(day, result)
+            return result
+
+    async def _open(self, day: date, now: datetime) -> tuple[Digest, DayActivity]:
+        """The archived day, else (after the settle window, holding the lock) a generated one."""
+        archived = await self._archived(day)
+        if archived is not None:
+            return archived
+        if now < self.ready_at(day):
+            raise NotReady(day, self.ready_at(day), self._settings.digest_timezone)
+        lock = f"generate:{day.isoformat()}"
+        if not await self._store.try_lock(lock, self._worker, self._lock_seconds):
+            raise _Busy(lock)
+        renewal = asyncio.create_task(self._renew(lock))
+        try:
+            # Another instance may have archived it between the read above and the lock.
+            archived = await self._archived(day)
+            return archived if archived is not None else await self._generate(day)
+        finally:
+            renewal.cancel()
+            await self._store.release_lock(lock, self._worker)
+
+    async def _renew(self, lock: str) -> None:
+        """Keep the generation lock while generating (a dead holder's lock simply expires)."""
+        while True:
+            await asyncio.sleep(self._lock_seconds / 3)
+            try:
+                await self._store.try_lock(lock, self._worker, self._lock_seconds)
+            except Exception:
+                log.warning("could not renew the lock %s", lock, exc_info=True)
+
+    async def _subset(self, day: date, repos: Sequence[str] | None) -> Digest:
+        """The day's digest cut to `repos`; one composition per (day, normalised set)."""
+        digest, activity = self._days.get(day) or await self._door(day, now=None, wait=True)
+        if repos is None:
             return digest
-        key = (day, wanted)
-        if key not in self._subsets:
+        # Normalised: the day's (tracked) order, then repositories the day lacks; lower case.
+        order = {s.repo.lower(): n for n, s in enumerate(digest.sections)}
+        unique = {r.lower(): r for r in reversed(list(repos))}
+        given = [r.lower() for r in dict.fromkeys(r.lower() for r in repos)]
+        keys = sorted(given, key=lambda r: (order.get(r, len(order)), given.index(r)))
+        if set(keys) == set(order):
+            return digest
+        key = (day, tuple(keys))
+        task = self._subsets.get(key)
+        if task is None:
             if len(self._subsets) > 256:
-                self._subsets.clear()
-            self._subsets[key] = await self._composer.compose(activity, wanted)
-        return self._subsets[key]
+                self._subsets = {k: t for k, t in self._subsets.items() if not t.done()}
+            # A followed repository missing from the day (added after it was collected) keeps
+            # its place as a short "no data" section rather than being dropped.
+            wanted = tuple(unique[r] for r in keys)
+            task = asyncio.ensure_future(self._composer.compose(activity, wanted))
+            self._subsets[key] = task
+            task.add_done_callback(
+                lambda t: self._subsets.pop(key, None) if t.cancelled() or t.exception() else None
+            )
+        return await asyncio.shield(task)
+
+    async def _archived(self, day: date) -> tuple[Digest, DayActivity] | None:
+        digest = await self._store.load_digest(day)
+        activity = await self._store.load_activity(day) if digest is not None else None
+        if digest is None or activity is None:
+            return None
+        return digest, activity
 
     async def week_text(
         self,
@@ -327,7 +471,10 @@ class Pipeline:
         return await asyncio.shield(task)
 
     async def regenerate(self, day: date) -> Digest:
-        """Collect and write `day` again (cached sections make unchanged repositories free)."""
+        """Collect and write `day` again (cached sections make unchanged repositories free).
+
+        The archive keeps the old version when the new one collected fewer repositories.
+        """
         self._days.pop(day, None)
         self._subsets = {k: v for k, v in self._subsets.items() if k[0] != day}
         self._extended = {k: v for k, v in self._extended.items() if k[0] != day}
@@ -341,13 +488,6 @@ class Pipeline:
         self._days.move_to_end(day)
         while len(self._days) > self._memory:
             self._days.popitem(last=False)
-
-    async def _load_or_generate(self, day: date) -> tuple[Digest, DayActivity]:
-        digest = await self._store.load_digest(day)
-        activity = await self._store.load_activity(day)
-        if digest is not None and activity is not None:
-            return digest, activity
-        return await self._generate(day)
 
     async def _generate(self, day: date) -> tuple[Digest, DayActivity]:
         log.info("generating the digest of %s", day)
@@ -376,6 +516,11 @@ class Pipeline:
                     await self._store.put(ADDED_NAMESPACE, key, repo_activity.model_dump_json())
         self._remember_added(day, kept)
         digest = await self._composer.compose(activity, repos)
+        archived = await self._archived(day)
+        if archived is not None and not _collected(archived[1]) <= _collected(activity):
+            # A retry that reached GitHub less well must not cost readers what was archived.
+            log.warning("%s: keeping the archived digest; the new one collected less", day)
+            return archived
         await self._store.save_digest(digest, activity)
         # Run records are shown to operators (`/status`): no token or account id may reach them.
         errors = [redact(error) for error in run_errors(activity, digest)]

@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -28,20 +28,37 @@ from zoneinfo import ZoneInfo
 from bot.delivery import DigestSource, FanOutResult, MarkdownFor, fan_out
 from bot.platforms.base import Sender
 from bot.settings import Settings, parse_hhmm
-from bot.store import DAILY, FAILED, SENT, WEEKLY, Chat, Store, utcnow
+from bot.store import DAILY, FAILED, PENDING, SENDING, SENT, WEEKLY, Chat, Store, utcnow
 from bot.tracking import shared_set
 from collectors.cache import KeyValueCache
 from collectors.window import day_window, yesterday
+from summarizer.digest import Digest
 from summarizer.llm import LLMClient
 
 log = logging.getLogger(__name__)
+
+# After downtime, the days before the current one still posted late (补发), oldest first; unsent
+# deliveries of older days are marked skipped (shown by `status`).
+LATE_DAYS = 3
+
+
+def late_preface(day: date) -> str:
+    """The first line of a late post: which day it is and why it comes now."""
+    return f"**补发**：{day.isoformat()} 的日报（服务中断期间未能按时推送）\n\n"
 
 
 class SchedulePipeline(DigestSource, Protocol):
     """What the scheduler needs of the Pipeline: fan-out's needs plus "is the day archived"."""
 
-    async def has_digest(self, day: date) -> bool:
-        """True when the day's digest is archived."""
+    async def ensure_day(
+        self,
+        day: date,
+        repos: Sequence[str] | None = None,
+        *,
+        now: datetime | None = None,
+        wait: bool = True,
+    ) -> Digest:
+        """The day's digest through the one door (settle window, lock); raises NotReady."""
         ...
 
     async def week_text(
@@ -125,6 +142,7 @@ class TickResult:
     due: int
     delivery: FanOutResult | None = None
     weekly: FanOutResult | None = None  # the Monday roll-up, when some chat had it due
+    late: FanOutResult | None = None  # late posts of missed days (first ticks after a start)
 
 
 class Scheduler:
@@ -140,9 +158,7 @@ class Scheduler:
         *,
         worker: str | None = None,
         interval: float = 30.0,
-        settle: timedelta = timedelta(minutes=5),
         generation_retry: timedelta = timedelta(minutes=10),
-        lock_seconds: float = 600.0,
         stop_grace: float = 20.0,
         fan_out_options: Mapping[str, object] | None = None,
         llm: LLMClient | None = None,
@@ -156,10 +172,7 @@ class Scheduler:
         self._clock = clock
         self._worker = worker or worker_id("sched:")
         self._interval = interval
-        # GitHub's search and lists lag a little behind midnight; give them a few minutes.
-        self._settle = settle
         self._generation_retry = generation_retry
-        self._lock_seconds = lock_seconds
         self._stop_grace = stop_grace
         self._fan_out_options: dict[str, Any] = dict(fan_out_options or {})
         self._ready: set[date] = set()
@@ -169,6 +182,7 @@ class Scheduler:
         self._llm = llm
         self._cache: KeyValueCache = cache if cache is not None else store
         self._pruned_for: date | None = None
+        self._late: list[date] | None = None  # missed days still to post late (None: not read)
 
     @property
     def worker(self) -> str:
@@ -182,17 +196,74 @@ class Scheduler:
         now = now or self._clock()
         zone = self._settings.digest_timezone
         day = yesterday(zone, now)
+        late = await self._catch_up(day, now, stop)
         if not await self._digest_ready(day, now):
-            return TickResult(day=day, ready=False, due=0)
+            return TickResult(day=day, ready=False, due=0, late=late)
         await self._prune_cache(day)
         chats = [c for c in await self._store.active_chats() if c.platform in self._senders]
         due = due_chats(chats, now, day=day, digest_timezone=zone)
         if not due:
-            return TickResult(day=day, ready=True, due=0)
+            return TickResult(day=day, ready=True, due=0, late=late)
         await self._ensure(day, due, now)
         result = await self._fan_out(day, due, now, stop=stop, due_before=now)
         weekly = await self._weekly(day, due, now, stop)
-        return TickResult(day=day, ready=True, due=len(due), delivery=result, weekly=weekly)
+        return TickResult(
+            day=day, ready=True, due=len(due), delivery=result, weekly=weekly, late=late
+        )
+
+    async def _catch_up(
+        self, day: date, now: datetime, stop: asyncio.Event | None
+    ) -> FanOutResult | None:
+        """Post the missed days before `day` late, oldest first (read once, at the first tick)."""
+        if self._late is None:
+            self._late = await self._missed_days(day, now)
+        total: FanOutResult | None = None
+        for late in list(self._late):
+            if stop is not None and stop.is_set():
+                break
+            result = await self._post_late(late, now, stop)
+            if result is not None:
+                total = result if total is None else _added(total, result)
+        return total
+
+    async def _missed_days(self, day: date, now: datetime) -> list[date]:
+        """The days before `day` (at most LATE_DAYS) since the last one the bot served.
+
+        Unsent deliveries of older days are marked skipped. A fresh database has served no day,
+        so nothing is posted late on a first start.
+        """
+        oldest = day - timedelta(days=LATE_DAYS)
+        skipped = await self._store.skip_deliveries(
+            oldest, f"more than {LATE_DAYS} days late", now=now
+        )
+        if skipped:
+            log.warning("%d deliveries of days before %s were skipped (too late)", skipped, oldest)
+        served = await self._store.latest_delivery_day(day)
+        if served is None:
+            return []
+        first = max(served, oldest)
+        return [first + timedelta(days=n) for n in range((day - first).days)]
+
+    async def _post_late(
+        self, day: date, now: datetime, stop: asyncio.Event | None
+    ) -> FanOutResult | None:
+        """One missed day to the chats it was due to and that have not had it, 补发 first."""
+        assert self._late is not None
+        zone = self._settings.digest_timezone
+        chats = [c for c in await self._store.active_chats() if c.platform in self._senders]
+        statuses = await self._store.delivery_statuses(day)
+        missing = [
+            c
+            for c in due_chats(chats, now, day=day, digest_timezone=zone)
+            if statuses.get(c.key) in (None, PENDING, SENDING)
+        ]
+        if not missing:
+            self._late.remove(day)
+            return None
+        if not await self._digest_ready(day, now):
+            return None  # generated on a later tick (or by another instance)
+        await self._store.ensure_deliveries(day, missing, now=now)
+        return await self._fan_out(day, missing, now, stop=stop, preface=late_preface(day))
 
     async def _ensure(
         self, day: date, due: Sequence[Chat], now: datetime, *, kind: str = DAILY
@@ -294,30 +365,25 @@ class Scheduler:
         return for_chat
 
     async def _digest_ready(self, day: date, now: datetime) -> bool:
-        """True once `day` is archived; generates it (one instance at a time) when it can."""
+        """True once `day` is archived; generated through the pipeline's door when it can be."""
         if day in self._ready:
             return True
-        if await self._pipeline.has_digest(day):
-            self._ready = {d for d in self._ready if d >= day} | {day}
-            return True
-        end = day_window(day, self._settings.digest_timezone).end
         retry_at = self._retry_generation_at.get(day)
-        if now < end + self._settle or (retry_at is not None and now < retry_at):
+        if retry_at is not None and now < retry_at:
             return False
-        lock = f"generate:{day.isoformat()}"
-        if not await self._store.try_lock(lock, self._worker, self._lock_seconds):
-            return False  # another instance is writing it; the archive will have it soon
-        renewal = asyncio.create_task(self._renew(lock))
+        # Imported here, as in bot.post: the pipeline module pulls in the clients.
+        from bot.pipeline import NotReady
+
         try:
-            await self._pipeline.day(day)
+            # Not waiting: while another instance writes the day, this tick has nothing to do.
+            await self._pipeline.ensure_day(day, now=now, wait=False)
+        except NotReady:
+            return False
         except Exception:
             log.exception("generating the digest of %s failed; retrying later", day)
             self._retry_generation_at[day] = now + self._generation_retry
             return False
-        finally:
-            renewal.cancel()
-            await self._store.release_lock(lock, self._worker)
-        self._ready.add(day)
+        self._ready = {d for d in self._ready if d >= day} | {day}
         return True
 
     async def _prune_cache(self, day: date) -> None:
@@ -325,7 +391,7 @@ class Scheduler:
         if self._pruned_for is not None and self._pruned_for >= day:
             return
         self._pruned_for = day  # also after a failure: tomorrow's attempt is soon enough
-        # Imported here, as in post_once: the pipeline module pulls in the clients.
+        # Imported here, as in bot.post: the pipeline module pulls in the clients.
         from bot.pipeline import prune_cache
 
         try:
@@ -335,15 +401,6 @@ class Scheduler:
             return
         if removed:
             log.info("pruned %d old cache entries", removed)
-
-    async def _renew(self, lock: str) -> None:
-        """Keep the generation lock while generating (a dead holder's lock simply expires)."""
-        while True:
-            await asyncio.sleep(self._lock_seconds / 3)
-            try:
-                await self._store.try_lock(lock, self._worker, self._lock_seconds)
-            except Exception:
-                log.warning("could not renew the lock %s", lock, exc_info=True)
 
     async def run(self, stop_event: asyncio.Event) -> None:
         """Tick until `stop_event` is set; a fan-out in progress finishes its sends first."""
@@ -367,101 +424,6 @@ class Scheduler:
         log.info("scheduler %s stopped", self._worker)
 
 
-def posted_on_monday(day: date) -> bool:
-    """True when `day`'s digest is posted on a Monday: `day` is a Sunday (in DIGEST_TIMEZONE)."""
-    return (day + timedelta(days=1)).weekday() == 0
-
-
-@dataclass
-class PostResult(FanOutResult):
-    """What `post_once` did: the daily fan-out's counts, and the Monday roll-up's if it ran."""
-
-    weekly: FanOutResult | None = None
-
-
-async def post_once(
-    settings: Settings,
-    day: date,
-    senders: Mapping[str, Sender],
-    *,
-    store: Store | None = None,
-    rounds: int = 4,
-    max_wait: float = 300.0,
-) -> PostResult:
-    """One fan-out of `day` for `aiinfra-digest post`: generate or reuse, deliver, retry a little.
-
-    Opens the store at DATABASE_URL (migrating it; or uses `store`, left open) and the
-    GitHub/model clients; chats that fail transiently are retried within this run up to `rounds`
-    times, then left to the next run. When `day`'s post falls on a Monday, chats with weekly on
-    then get the week's roll-up, once each, as the scheduler sends it.
-    """
-    # Imported here: the pipeline pulls in the collector and model clients, which the
-    # scheduler's callers already hold.
-    from bot.pipeline import Pipeline, make_composer, make_github, make_llm
-
-    own_store = store is None
-    if store is None:
-        store = await Store.open(settings.database_url)
-    llm = make_llm(settings)
-    worker = worker_id("post:")
-    total = PostResult()
-    try:
-        async with make_github(settings, store) as github:
-            composer = make_composer(settings, llm, store)
-            pipeline = Pipeline(settings, store, github=github, composer=composer)
-
-            async def daily() -> FanOutResult:
-                return await fan_out(store, pipeline, senders, day, worker=worker, now=utcnow())
-
-            delivered = await _in_rounds(daily, store, day, DAILY, rounds, max_wait)
-            if delivered is not None:
-                total.add(delivered)
-            if posted_on_monday(day):
-                # The scheduler's roll-up with this run's clients, sent at once like the post.
-                scheduler = Scheduler(
-                    settings, store, pipeline, senders, worker=worker, llm=llm, cache=store
-                )
-                chats = [
-                    c for c in await store.active_chats() if c.platform in senders and c.weekly
-                ]
-
-                async def weekly() -> FanOutResult | None:
-                    return await scheduler.roll_up(day, chats, utcnow())
-
-                total.weekly = await _in_rounds(weekly, store, day, WEEKLY, rounds, max_wait)
-    finally:
-        if llm is not None:
-            await llm.aclose()
-        if own_store:
-            await store.close()
-    return total
-
-
-async def _in_rounds(
-    deliver: Callable[[], Awaitable[FanOutResult | None]],
-    store: Store,
-    day: date,
-    kind: str,
-    rounds: int,
-    max_wait: float,
-) -> FanOutResult | None:
-    """Deliver, then again once the earliest retry is due, up to `rounds` times; the sum.
-
-    `skipped` is the first round's, `retrying` the last round's. None when nothing was to send.
-    """
-    total: FanOutResult | None = None
-    for round_ in range(max(1, rounds)):
-        result = await deliver()
-        if result is None:
-            break
-        if total is None:
-            total = result
-        else:
-            skipped = total.skipped
-            total.add(result)
-            total.skipped, total.retrying = skipped, result.retrying
-        retry_at = await store.next_retry_at(day, kind=kind)
-        if not result.retrying or retry_at is None or round_ == rounds - 1:
-            break
-        await asyncio.sleep(min(max_wait, max(0.0, (retry_at - utcnow()).total_seconds())))
+def _added(total: FanOutResult, more: FanOutResult) -> FanOutResult:
+    total.add(more)
     return total

@@ -40,6 +40,7 @@ class StatusStore(Protocol):
     async def last_run(self, day: date | None = None) -> RunRecord | None: ...
     async def delivery_counts(self, day: date) -> dict[str, int]: ...
     async def chat_counts(self) -> dict[str, int]: ...
+    async def skipped_counts(self, limit: int = 7) -> dict[date, int]: ...
     async def get(self, namespace: str, key: str) -> str | None: ...
 
 
@@ -78,6 +79,8 @@ class Status:
     github: GitHubLimit | None = None
     deliveries: Mapping[str, int] = field(default_factory=dict)
     chats: Mapping[str, int] = field(default_factory=dict)
+    # Deliveries never sent because the bot came back too late (per day, newest first).
+    skipped: Mapping[date, int] = field(default_factory=dict)
 
 
 def one_line(text: str | None, limit: int = REASON_CHARS) -> str | None:
@@ -149,6 +152,7 @@ async def collect_status(
     day = await store.latest_day()
     github = await load_github_limit(store)
     chats = await store.chat_counts()
+    skipped = await store.skipped_counts()
     base = Status(
         checked_at=now,
         timezone=settings.digest_timezone,
@@ -156,6 +160,7 @@ async def collect_status(
         day=day,
         github=github,
         chats=chats,
+        skipped=skipped,
     )
     if day is None:
         return base
@@ -175,6 +180,7 @@ async def collect_status(
         github=github,
         deliveries=deliveries,
         chats=chats,
+        skipped=skipped,
     )
 
 
@@ -240,6 +246,9 @@ def render_status(status: Status) -> str:
         )
     if status.day is not None:
         lines.append(f"Deliveries of {status.day.isoformat()}: {_deliveries(status.deliveries)}")
+    if status.skipped:
+        days = ", ".join(f"{d.isoformat()} {n}" for d, n in status.skipped.items())
+        lines.append(f"Skipped (too late to post after downtime): {days}")
     chats = ", ".join(f"{p} {n}" for p, n in sorted(status.chats.items())) or "none"
     lines.append(f"Active chats: {chats}")
     return "\n".join(lines) + "\n"

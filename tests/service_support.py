@@ -84,6 +84,9 @@ class ArchivePipeline:
         self.release = asyncio.Event()
         self.release.set()
         self._memory: dict[date, Digest] = {}
+        self._inflight: dict[
+            tuple[date, tuple[str, ...] | None, tuple[str, ...]], asyncio.Task[Digest]
+        ] = {}
 
     async def has_digest(self, day: date) -> bool:
         """True when `day` is archived."""
@@ -92,6 +95,28 @@ class ArchivePipeline:
     async def latest_day(self) -> date | None:
         """The newest archived day."""
         return await self.store.latest_day()
+
+    async def ensure_day(
+        self,
+        day: date,
+        repos: Sequence[str] | None = None,
+        *,
+        now: datetime | None = None,
+        wait: bool = True,
+        added: Sequence[str] = (),
+    ) -> Digest:
+        """`digest_for`, shared by concurrent askers as the real pipeline does (no settle)."""
+        key = (
+            day,
+            tuple(r.lower() for r in repos) if repos is not None else None,
+            tuple(r.lower() for r in added),
+        )
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self.digest_for(day, repos, added=added))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
+        return await asyncio.shield(task)
 
     async def digest_for(
         self, day: date, repos: Sequence[str] | None, *, added: Sequence[str] = ()

@@ -22,7 +22,8 @@ from store_backends import BACKENDS, TestDatabase, isolated_database
 from bot.delivery import FanOutResult, fan_out, one_line
 from bot.pipeline import Pipeline
 from bot.platforms.base import ChatGone, RetryLater, Sender
-from bot.scheduler import Scheduler, due_at, due_chats, post_once
+from bot.post import post_once
+from bot.scheduler import Scheduler, due_at, due_chats
 from bot.settings import Settings
 from bot.store import Chat, Store
 from collectors.github import GitHubClient

@@ -321,6 +321,17 @@ class OneDigest:
             raise RuntimeError("the model endpoint is down")
         return self.digest
 
+    async def ensure_day(
+        self,
+        day: date,
+        repos: Sequence[str] | None = None,
+        *,
+        now: datetime | None = None,
+        wait: bool = True,
+        added: Sequence[str] = (),
+    ) -> Digest:
+        return await self.digest_for(day, repos, added=added)
+
     async def has_digest(self, day: date) -> bool:
         return day == self.digest.day
 

@@ -29,7 +29,8 @@ from bot.pipeline import Pipeline
 from bot.platforms.base import ChatGone, PhotoSender, Sender, photo_sender
 from bot.platforms.discord import DiscordWebhookSender, discord_channel_sender
 from bot.platforms.telegram import TelegramAdapter, TelegramSender
-from bot.scheduler import Scheduler, post_once
+from bot.post import post_once
+from bot.scheduler import Scheduler
 from bot.settings import Settings, load_settings
 from bot.store import WEEKLY, Store
 from collectors.github import GitHubClient

@@ -159,6 +159,15 @@ class DigestSource(Protocol):
     async def digest_for(
         self, day: date, repos: Sequence[str] | None, *, added: Sequence[str] = ()
     ) -> Digest: ...
+    async def ensure_day(
+        self,
+        day: date,
+        repos: Sequence[str] | None = None,
+        *,
+        now: datetime | None = None,
+        wait: bool = True,
+        added: Sequence[str] = (),
+    ) -> Digest: ...
     async def week_text(
         self,
         end: date,
@@ -278,13 +287,21 @@ class Core:
         command's own usage line) and suggestions."""
         return resolve_in(token, self.tracked, usage)
 
-    def resolve_all(self, args: str, usage: str = USAGE_SUBSCRIBE) -> tuple[str, ...]:
-        """Names in `args` → tracked repositories in tracked order (empty: none named)."""
+    def resolve_all(
+        self, args: str, usage: str = USAGE_SUBSCRIBE, also: Sequence[str] = ()
+    ) -> tuple[str, ...]:
+        """Names in `args` → tracked repositories in tracked order (empty: none named).
+
+        `also` are names the chat itself holds (its list, its alerts): a repository no longer
+        tracked still resolves there, so the chat can drop it.
+        """
+        known = {r.lower() for r in self.tracked}
+        pool = (*self.tracked, *(r for r in also if r.lower() not in known))
         tokens = args.split()
-        if len(tokens) > len(self.tracked) + 4:
+        if len(tokens) > len(pool) + 4:
             raise Refused(f"仓库太多。{usage}，发送 /repos 查看全部。")
-        chosen = {self.resolve(token, usage) for token in tokens}
-        return tuple(r for r in self.tracked if r in chosen)
+        chosen = {resolve_in(token, pool, usage) for token in tokens}
+        return tuple(r for r in pool if r in chosen)
 
     async def resolve_or_add(
         self, ctx: ChatContext, args: str, usage: str = USAGE_SUBSCRIBE

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import re
@@ -29,6 +28,7 @@ from bot.commands.core import (
     who,
 )
 from bot.ondemand import OnDemandLimiter
+from bot.pipeline import NotReady
 from collectors.cache import KeyValueCache
 from collectors.window import today as local_today
 from summarizer.digest import NO_UPDATES, Digest, render_markdown
@@ -100,9 +100,6 @@ class Reading(Group):
         # Rendered text per (day, view, repos, watch words), valid while the pipeline hands back
         # the same Digest.
         self._rendered: OrderedDict[_RenderKey, tuple[Digest, str]] = OrderedDict()
-        self._inflight: dict[
-            tuple[date, tuple[str, ...] | None, tuple[str, ...]], asyncio.Task[Digest]
-        ] = {}
 
     def handlers(self) -> Mapping[str, Handler]:
         """/digest, /weekly and /chart."""
@@ -159,7 +156,11 @@ class Reading(Group):
             if progress is not None:
                 await progress(PROGRESS_TEXT)
         try:
-            digest = await self._shared_digest(day, repos if view == "digest" else None, added)
+            digest = await core.pipeline.ensure_day(
+                day, repos if view == "digest" else None, now=core.clock(), added=added
+            )
+        except NotReady as early:
+            return Reply(not_ready_text(early), ephemeral=True)
         except Exception:
             log.exception("digest of %s for %s could not be made", day, repos or "all")
             return Reply(GENERATION_FAILED, ephemeral=True)
@@ -199,19 +200,6 @@ class Reading(Group):
         if latest is not None and yesterday - timedelta(days=1) <= latest <= yesterday:
             return latest
         return yesterday
-
-    async def _shared_digest(
-        self, day: date, repos: tuple[str, ...] | None, added: tuple[str, ...] = ()
-    ) -> Digest:
-        """The pipeline's digest; concurrent askers of the same (day, repos) share one call."""
-        key = (day, repos, added)
-        task = self._inflight.get(key)
-        if task is None:
-            pipeline = self._core.pipeline
-            task = asyncio.ensure_future(pipeline.digest_for(day, repos, added=added))
-            self._inflight[key] = task
-            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
-        return await asyncio.shield(task)
 
     async def _render(
         self,
@@ -313,6 +301,16 @@ class Reading(Group):
         if on:
             return Reply(f"已开启每周回顾：每周一 {when} 的日报之后推送本周回顾。")
         return Reply("已关闭每周回顾的推送；仍可随时发送 /weekly 查看。")
+
+
+def not_ready_text(early: NotReady) -> str:
+    """ "Not ready yet, try after HH:MM" in the readers' words."""
+    day = early.day.isoformat()
+    if early.after is None:
+        return f"{day} 的日报正在生成，请稍后再试。"
+    return (
+        f"{day} 的日报还没准备好（GitHub 数据在午夜后几分钟才完整），请在 {early.after} 之后再试。"
+    )
 
 
 def render_sections(digest: Digest, repos: Sequence[str]) -> str:

@@ -84,10 +84,14 @@ class Subscriptions(Group):
         if refusal := await admin_refusal(ctx):
             return refusal
         args, releases = split_release_word(args)
-        repos = core.resolve_all(args, USAGE_UNSUBSCRIBE)
         if releases:
-            return await self._alerts.off(ctx, repos)
+            alerts = await core.store.alert_chat(ctx.platform, ctx.chat_id)
+            own = alerts.repos if alerts is not None and alerts.repos else ()
+            return await self._alerts.off(ctx, core.resolve_all(args, USAGE_UNSUBSCRIBE, own))
         chat = await core.store.get_chat(ctx.platform, ctx.chat_id)
+        # Names resolve against the chat's own list too: one no longer tracked can be dropped.
+        own_list = chat.repos if chat is not None and chat.repos else ()
+        repos = core.resolve_all(args, USAGE_UNSUBSCRIBE, own_list)
         if chat is None or not chat.active:
             return Reply("本聊天没有订阅。", ephemeral=True)
         await core.store.unfollow_repos(ctx.platform, ctx.chat_id, repos or None, kind="daily")

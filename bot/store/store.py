@@ -49,6 +49,8 @@ from collectors.activity import DayActivity
 from summarizer.digest import Digest, Usage
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+# Too old to be posted late when the bot came back (see Scheduler): never sent, shown by `status`.
+SKIPPED = "skipped"
 # Kinds of delivery: the daily post of a day, the weekly roll-up of the week ending with it.
 DAILY, WEEKLY = "daily", "weekly"
 _ERROR_LIMIT = 1000
@@ -820,6 +822,44 @@ class Store:
             rows = (await conn.execute(query)).all()
         return {(str(platform), str(chat)): str(status) for platform, chat, status in rows}
 
+    async def latest_delivery_day(self, before: date, *, kind: str = DAILY) -> date | None:
+        """The newest day before `before` with any delivery row: the bot was in service then."""
+        c = deliveries.c
+        query = sa.select(sa.func.max(c.day)).where(c.day < before, c.kind == kind)
+        async with self._read() as conn:
+            value = (await conn.execute(query)).scalar()
+        if value is None or isinstance(value, date):
+            return value
+        return date.fromisoformat(str(value))  # SQLite's max() returns the stored text
+
+    async def skip_deliveries(
+        self, before: date, reason: str, *, now: datetime | None = None
+    ) -> int:
+        """Mark every unsent delivery of days before `before` SKIPPED; returns how many."""
+        now = now or utcnow()
+        c = deliveries.c
+        stmt = (
+            sa.update(deliveries)
+            .where(c.day < before, c.status.in_((PENDING, SENDING)))
+            .values(status=SKIPPED, last_error=reason, claimed_by=None, updated_at=now)
+        )
+        async with self._write() as conn:
+            return int((await conn.execute(stmt)).rowcount or 0)
+
+    async def skipped_counts(self, limit: int = 7) -> dict[date, int]:
+        """Skipped deliveries per day, for the newest `limit` days that have any."""
+        c = deliveries.c
+        query = (
+            sa.select(c.day, sa.func.count())
+            .where(c.status == SKIPPED)
+            .group_by(c.day)
+            .order_by(c.day.desc())
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return {d if isinstance(d, date) else date.fromisoformat(str(d)): int(n) for d, n in rows}
+
     async def next_retry_at(self, day: date, *, kind: str = DAILY) -> datetime | None:
         """The earliest retry time among the pending deliveries of `day` (None: none waiting)."""
         c = deliveries.c
@@ -882,18 +922,50 @@ class Store:
         async with self._write() as conn:
             return _tracked((await conn.execute(stmt)).mappings().one())
 
-    async def untrack_repo(self, repo: str) -> bool:
-        """Remove `repo` from the tracked set; False when it was not there."""
+    async def untrack_repo(self, repo: str, *, now: datetime | None = None) -> bool:
+        """Remove `repo` from the tracked set, every chat's list and alert opt-ins.
+
+        False when it was not tracked. A chat whose list named only `repo` is deactivated
+        (reason `untracked`); an alert opt-in left with nothing is removed. One transaction.
+        """
+        now = now or utcnow()
+        key = repo.lower()
         stmt = (
             sa.delete(tracked_repos)
-            .where(tracked_repos.c.repo_key == repo.lower())
+            .where(tracked_repos.c.repo_key == key)
             .returning(tracked_repos.c.repo_key)
         )
         async with self._write() as conn:
             removed = (await conn.execute(stmt)).first() is not None
-            await conn.execute(
-                sa.delete(repo_follows).where(repo_follows.c.repo_key == repo.lower())
-            )
+            await conn.execute(sa.delete(repo_follows).where(repo_follows.c.repo_key == key))
+            for table in (chats, alert_chats):
+                # Lists are JSON text; the LIKE only narrows, the JSON decides.
+                query = sa.select(table.c.platform, table.c.chat_id, table.c.repos).where(
+                    sa.func.lower(table.c.repos).contains(key, autoescape=True)
+                )
+                for platform, chat_id, text in (await conn.execute(query)).all():
+                    listed = [str(r) for r in json.loads(text)]
+                    kept = [r for r in listed if r.lower() != key]
+                    if len(kept) == len(listed):
+                        continue
+                    mine = sa.and_(table.c.platform == platform, table.c.chat_id == chat_id)
+                    if kept:
+                        values = {"repos": _repos_json(kept), "updated_at": now}
+                        await conn.execute(sa.update(table).where(mine).values(**values))
+                    elif table is alert_chats:
+                        await conn.execute(sa.delete(table).where(mine))
+                    else:
+                        await conn.execute(
+                            sa.update(table)
+                            .where(mine)
+                            .values(
+                                active=False,
+                                repos=None,
+                                deactivated_at=now,
+                                deactivation_reason="untracked",
+                                updated_at=now,
+                            )
+                        )
             return removed
 
     async def followed_repos(self) -> set[str]:
