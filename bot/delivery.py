@@ -85,7 +85,10 @@ def one_line(error: BaseException | str, limit: int = 300) -> str:
     text = error if isinstance(error, str) else (str(error) or type(error).__name__)
     if isinstance(error, BaseException) and str(error):
         text = f"{type(error).__name__}: {error}"
-    text = _TOKEN_RE.sub("<redacted>", " ".join(text.split()))
+    # Imported here: the one redactor, with the process's configured secrets (bot.logs).
+    from bot.logs import redact
+
+    text = redact(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -14,7 +14,6 @@ import asyncio
 import email.utils
 import logging
 import math
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +25,7 @@ from aiolimiter import AsyncLimiter
 from openai import AsyncOpenAI
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from collectors.redact import Redactor
 from summarizer.digest import Usage
 from summarizer.guard import looks_chinese
 
@@ -116,23 +116,11 @@ _STATUS_WORDS = {
     422: "unprocessable",
     429: "rate limited",
 }
-_SECRETS = (
-    re.compile(r"user_[A-Za-z0-9]{6,}"),
-    re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{6,}"),
-    re.compile(r"(?i)bearer\s+\S+"),
-    re.compile(r"[A-Za-z0-9_\-]{32,}"),  # anything key-like or id-like
-)
 
 
 def redact(text: str, *secrets: str) -> str:
     """One line without account ids, keys or tokens, at most a couple of hundred characters."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    for pattern in _SECRETS:
-        text = pattern.sub("[redacted]", text)
-    text = " ".join(text.split())
-    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"
+    return Redactor(secrets).line(text, _REASON_CHARS)
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -200,7 +188,7 @@ class LLMClient:
     ) -> None:
         if not models:
             raise ValueError("at least one model is needed")
-        self._api_key = api_key
+        self._redactor = Redactor((api_key,))
         self._models = tuple(models)
         self._timeout = timeout
         self._max_retry_after = max_retry_after
@@ -219,6 +207,9 @@ class LLMClient:
         # The response_format each model was found to accept (json_schema is tried first).
         self._format_level: dict[str, int] = {}
         self.stats = LLMStats()
+
+    def _redact(self, text: str) -> str:
+        return self._redactor.line(text, _REASON_CHARS)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -258,7 +249,7 @@ class LLMClient:
             problem = self._problem(text, validate, require_chinese)
             if problem is not None:
                 self.stats.unusable += 1
-                reasons.append(f"{model}: unusable answer ({redact(problem, self._api_key)})")
+                reasons.append(f"{model}: unusable answer ({self._redact(problem)})")
                 log.info("model %s gave an unusable answer: %s", model, problem)
                 continue
             self.stats.answered_by[model] += 1
@@ -379,9 +370,7 @@ class LLMClient:
         retry_after = parse_retry_after(exc.response.headers)
         if status not in (429, 503) and status < 500:
             retry_after = None  # only rate limits and overload are worth waiting for
-        return _Failure(
-            redact(_status_reason(exc), self._api_key), status=status, retry_after=retry_after
-        )
+        return _Failure(self._redact(_status_reason(exc)), status=status, retry_after=retry_after)
 
 
 def _response_format(level: FormatLevel, schema: dict[str, Any]) -> dict[str, Any] | None:
