@@ -252,8 +252,12 @@ class CommandService:
         clock: Callable[[], datetime],
         llm: LLMClient | None = None,
         cache: KeyValueCache | None = None,
+        checker: RepoChecker | None = None,
     ) -> None:
-        """`llm` and `cache` write (and keep) the weekly roll-up's text; without, structured."""
+        """`llm` and `cache` write (and keep) the weekly roll-up's text; without, structured.
+
+        `checker` asks GitHub about new repositories (`run` hands in one on its GitHub client).
+        """
         self._settings = settings
         self._store = store
         self._pipeline = pipeline
@@ -264,7 +268,7 @@ class CommandService:
         self._tracked: tuple[str, ...] = tuple(settings.digest_repos)
         self._tracked_until: datetime | None = None  # when `_tracked` should be read again
         self._tracked_read: asyncio.Task[tuple[str, ...]] | None = None
-        self._checker = RepoChecker.from_settings(settings)  # asks GitHub about new repositories
+        self._checker = checker or RepoChecker.from_settings(settings)
         # Rendered text per (day, view, repos, watch words), valid while the pipeline hands back
         # the same Digest.
         self._rendered: OrderedDict[_RenderKey, tuple[Digest, str]]

@@ -15,13 +15,12 @@ import email.utils
 import logging
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import openai
-from aiolimiter import AsyncLimiter
 from openai import AsyncOpenAI
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -170,8 +169,52 @@ def _wait_retry_after(state: RetryCallState) -> float:
     return exc.retry_after or 0.0 if isinstance(exc, _Failure) else 0.0
 
 
+class WindowLimiter:
+    """At most `limit` requests start in any `period` seconds; callers wait their turn in order.
+
+    A sliding log rather than aiolimiter's leaky bucket: a bucket drained at 20/min lets a burst
+    of 20 be followed by a trickle, up to 39 in one minute, which a 20/min key refuses.
+    """
+
+    def __init__(
+        self, limit: int, period: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = max(1, limit)
+        self.period = period
+        self._clock = clock
+        self._starts: deque[float] = deque()
+        self._turn = asyncio.Lock()  # FIFO: the longest waiter gets the next free slot
+        self.waiting = 0
+
+    async def acquire(self) -> None:
+        """Wait until fewer than `limit` requests started in the last `period` seconds."""
+        self.waiting += 1
+        try:
+            async with self._turn:
+                while True:
+                    now = self._clock()
+                    while self._starts and now - self._starts[0] >= self.period:
+                        self._starts.popleft()
+                    if len(self._starts) < self.limit:
+                        self._starts.append(now)
+                        return
+                    await asyncio.sleep(self._starts[0] + self.period - now)
+        finally:
+            self.waiting -= 1
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
 class LLMClient:
-    """Chat completions over an OpenAI-compatible endpoint, with a model fallback chain."""
+    """Chat completions over an OpenAI-compatible endpoint, with a model fallback chain.
+
+    Make one per process and hand it to every path that asks a model (daily digest, weekly
+    roll-up, release notes): the limiter only bounds the requests that go through it.
+    """
 
     def __init__(
         self,
@@ -181,6 +224,7 @@ class LLMClient:
         *,
         concurrency: int = 4,
         requests_per_minute: float = 20.0,
+        minute: float = 60.0,
         timeout: float = 120.0,
         headers: dict[str, str] | None = None,
         max_retry_after: float = MAX_RETRY_AFTER,
@@ -201,7 +245,10 @@ class LLMClient:
             default_headers={**ATTRIBUTION_HEADERS, **(headers or {})},
         )
         self._semaphore = asyncio.Semaphore(concurrency)
-        self._limiter = AsyncLimiter(requests_per_minute, 60.0)
+        # `minute` is shorter only in tests, so a window can pass while they run.
+        # A fractional rate is a whole number of requests over a stretched window.
+        limit = max(1, math.floor(requests_per_minute))
+        self.limiter = WindowLimiter(limit, minute * limit / requests_per_minute)
         # Models parked by a long Retry-After: model → monotonic time it may be asked again.
         self._parked_until: dict[str, float] = {}
         # The response_format each model was found to accept (json_schema is tried first).
@@ -330,7 +377,7 @@ class LLMClient:
             extra["response_format"] = response_format
         if self._temperature is not None:
             extra["temperature"] = self._temperature
-        async with self._semaphore, self._limiter:
+        async with self._semaphore, self.limiter:
             tally.calls += 1
             self.stats.requests += 1
             try:
