@@ -17,11 +17,11 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from aiolimiter import AsyncLimiter
 from pydantic import ValidationError
 
-from bot.clients import Clients
 from bot.delivery import one_line, retry_delay, sender_rate
 from bot.scheduler import worker_id
 from bot.senders import ChatGone, RetryLater, Sender
@@ -33,6 +33,9 @@ from collectors.github import GitHubClient, GitHubError
 from collectors.wire import GhRelease
 from summarizer.llm import LLMClient
 from summarizer.release_note import alert_markdown, summarize_release
+
+if TYPE_CHECKING:
+    from bot.clients import Clients
 
 log = logging.getLogger(__name__)
 
