@@ -1,9 +1,10 @@
 """OpenAI-compatible model client: a fallback chain of models that survives rate limits.
 
 Free models on OpenRouter answer 429 much of the time. Each request goes through a client-side
-limiter (at most N requests in any minute, a sliding window) and a concurrency bound; a 429/5xx/timeout or an unusable answer
-hands the request to the next model in `DIGEST_MODELS`. A short `Retry-After` is waited out
-once on the same model; a long one parks that model for that long and moves on. Failure
+limiter (at most N requests in any minute, a sliding window) and a concurrency bound; a
+429/5xx/timeout or an unusable answer hands the request to the next model in `DIGEST_MODELS`.
+A short `Retry-After` is waited out once on the same model; a long one parks that model for that
+long and moves on. Failure
 reasons are redacted one-liners for logs and run records; provider error bodies (which carry
 the account's `user_id`) never leave this module.
 """
