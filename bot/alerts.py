@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -31,6 +32,9 @@ from collectors.github import GitHubClient, GitHubError
 from collectors.wire import GhRelease
 from summarizer.llm import LLMClient
 from summarizer.release_note import alert_markdown, summarize_release
+
+if TYPE_CHECKING:
+    from bot.clients import Clients
 
 log = logging.getLogger(__name__)
 
@@ -287,32 +291,25 @@ async def run_release_alerts(
     store: Store,
     senders: Mapping[str, Sender],
     stop: asyncio.Event,
+    clients: Clients,
     *,
     repos: RepoSource | None = None,
     clock: Callable[[], datetime] = utcnow,
     worker: str | None = None,
 ) -> None:
-    """The poller of `aiinfra-digest run`, on its own GitHub and model clients (closed on exit)."""
-    from bot.pipeline import make_github, make_llm
-
+    """The poller of `aiinfra-digest run`, on the process's GitHub and model clients."""
     if not senders:
         await stop.wait()  # returning early would end `run` (a finished task stops the rest)
         return
-    llm = make_llm(settings)
-    try:
-        async with make_github(settings, store) as github:
-            poller = ReleasePoller(
-                store,
-                github,
-                senders,
-                repos=repos or (lambda: tracked_set(store, settings.digest_repos)),
-                shared=lambda: shared_set(store, settings.digest_repos),
-                llm=llm,
-                interval=settings.release_poll_minutes * 60.0,
-                clock=clock,
-                worker=f"alerts:{worker}" if worker else None,
-            )
-            await poller.run(stop)
-    finally:
-        if llm is not None:
-            await llm.aclose()
+    poller = ReleasePoller(
+        store,
+        clients.github,
+        senders,
+        repos=repos or (lambda: tracked_set(store, settings.digest_repos)),
+        shared=lambda: shared_set(store, settings.digest_repos),
+        llm=clients.llm,
+        interval=settings.release_poll_minutes * 60.0,
+        clock=clock,
+        worker=f"alerts:{worker}" if worker else None,
+    )
+    await poller.run(stop)

@@ -10,15 +10,16 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack, suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
+from bot.clients import Clients, open_clients
 from bot.logs import redact
-from bot.pipeline import Pipeline, make_composer, make_github, make_llm
+from bot.pipeline import Pipeline, make_composer
 from bot.platforms.base import Sender
 from bot.settings import Settings
 from bot.store import Store
@@ -84,19 +85,12 @@ def _one_line(error: BaseException | None) -> str:
     return redact(text)[:300]
 
 
-@asynccontextmanager
-async def digest_pipeline(settings: Settings, store: Store) -> AsyncIterator[Pipeline]:
-    """The pipeline on the store's caches, with its GitHub and model clients closed on exit."""
-    llm = make_llm(settings)
-    if llm is None:
+def digest_pipeline(settings: Settings, store: Store, clients: Clients) -> Pipeline:
+    """The pipeline on the store's caches and the process's GitHub and model clients."""
+    if clients.llm is None:
         log.info("OPENROUTER_API_KEY is not set: digests are written without a model")
-    try:
-        async with make_github(settings, store) as github:
-            composer = make_composer(settings, llm, store)
-            yield Pipeline(settings, store, github=github, composer=composer)
-    finally:
-        if llm is not None:
-            await llm.aclose()
+    composer = make_composer(settings, clients.llm, store)
+    return Pipeline(settings, store, github=clients.github, composer=composer)
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
@@ -113,17 +107,20 @@ async def run(
     *,
     clock: Callable[[], datetime] = utcnow,
     lease_seconds: float = 30.0,
+    llm_minute: float = 60.0,
 ) -> int:
     """Run every configured chat adapter and the daily scheduler until `stop` (or a signal).
 
     Any number of instances may run on one PostgreSQL database: one generates each day, all
     share the fan-out, the Telegram send budget is split among the live ones, and Telegram
     updates reach one elected poller (or every instance, in webhook mode). `lease_seconds` is
-    how long a dead instance's poller lease and heartbeat outlive it.
+    how long a dead instance's poller lease and heartbeat outlive it. One GitHub client and one
+    model client serve every path; `llm_minute` shortens the model limiter's window (tests).
     """
     from bot.commands import CommandService
     from bot.fleet import POLLER_LOCK, Election, Fleet
     from bot.scheduler import Scheduler, worker_id
+    from bot.tracking import RepoChecker
 
     if not (
         settings.telegram_bot_token or settings.discord_bot_token or settings.discord_webhook_url
@@ -141,13 +138,19 @@ async def run(
     worker = worker_id()
     background: list[asyncio.Task[None]] = []
     try:
-        async with AsyncExitStack() as stack, digest_pipeline(settings, store) as pipeline:
-            # The weekly roll-up's model client (/weekly and the Monday post); None: structured.
-            weekly_llm = make_llm(settings)
-            if weekly_llm is not None:
-                stack.push_async_callback(weekly_llm.aclose)
+        async with (
+            AsyncExitStack() as stack,
+            open_clients(settings, store, llm_minute=llm_minute) as clients,
+        ):
+            pipeline = digest_pipeline(settings, store, clients)
             service = CommandService(
-                settings, store, pipeline, clock=clock, llm=weekly_llm, cache=store
+                settings,
+                store,
+                pipeline,
+                clock=clock,
+                llm=clients.llm,
+                cache=store,
+                checker=RepoChecker(clients.github),
             )
             senders: dict[str, Sender] = {}
             if settings.telegram_bot_token is not None:
@@ -204,7 +207,7 @@ async def run(
                 senders,
                 clock,
                 worker=worker,
-                llm=weekly_llm,
+                llm=clients.llm,
                 cache=store,
             )
             background.append(asyncio.create_task(scheduler.run(stop)))
@@ -217,6 +220,7 @@ async def run(
                         store,
                         senders,
                         stop,
+                        clients,
                         repos=pipeline.repos,
                         clock=clock,
                         worker=worker,

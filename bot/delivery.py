@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
+from bot.logs import redact
 from bot.platforms.base import ChatGone, ChatMoved, RetryLater, Sender, photo_sender
 from bot.store import DAILY, AlertClaim, Chat, DeliveryClaim, Store
 from collectors.activity import DayActivity
@@ -42,8 +42,6 @@ INLINE_RETRY_PAUSES = (0.5, 2.0)
 MAX_RATE_LIMIT_ROUNDS = 8
 # Transient failures wait longer each time: 10 s, 30 s, 90 s, 270 s, ...
 RETRY_BASE_SECONDS = 10.0
-# Bot tokens (`123456:ABC…`) and webhook secrets (`webhooks/<id>/<token>`) must not reach logs.
-_TOKEN_RE = re.compile(r"\d{6,}:[A-Za-z0-9_-]{20,}|webhooks/\d+/[A-Za-z0-9_-]{20,}")
 
 # A chat's text of a non-daily delivery (the weekly roll-up), in the readers' Markdown.
 MarkdownFor = Callable[[Chat], Awaitable[str]]
@@ -97,7 +95,7 @@ def one_line(error: BaseException | str, limit: int = 300) -> str:
     text = error if isinstance(error, str) else (str(error) or type(error).__name__)
     if isinstance(error, BaseException) and str(error):
         text = f"{type(error).__name__}: {error}"
-    text = _TOKEN_RE.sub("<redacted>", " ".join(text.split()))
+    text = redact(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -104,8 +104,11 @@ def make_github(settings: Settings, cache: KeyValueCache | None) -> GitHubClient
     )
 
 
-def make_llm(settings: Settings) -> LLMClient | None:
-    """The model client, or None without OPENROUTER_API_KEY (structured digests only)."""
+def make_llm(settings: Settings, *, minute: float = 60.0) -> LLMClient | None:
+    """The model client, or None without OPENROUTER_API_KEY (structured digests only).
+
+    `minute` is the limiter's window in seconds (shorter only in tests).
+    """
     if settings.openrouter_api_key is None:
         return None
     return LLMClient(
@@ -114,6 +117,7 @@ def make_llm(settings: Settings) -> LLMClient | None:
         models=settings.digest_models,
         concurrency=settings.llm_concurrency,
         requests_per_minute=settings.llm_requests_per_minute,
+        minute=minute,
         timeout=settings.llm_timeout,
     )
 

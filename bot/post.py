@@ -44,18 +44,20 @@ async def post_once(
     """
     # Imported here: the pipeline pulls in the collector and model clients, which the
     # scheduler's callers already hold.
-    from bot.pipeline import Pipeline, make_composer, make_github, make_llm
+    from bot.clients import open_clients
+    from bot.pipeline import Pipeline, make_composer
 
     own_store = store is None
     if store is None:
         store = await Store.open(settings.database_url)
-    llm = make_llm(settings)
     worker = worker_id("post:")
     total = PostResult()
     try:
-        async with make_github(settings, store) as github:
+        # One GitHub and one model client for the daily post and the Monday roll-up alike.
+        async with open_clients(settings, store) as clients:
+            llm = clients.llm
             composer = make_composer(settings, llm, store)
-            pipeline = Pipeline(settings, store, github=github, composer=composer)
+            pipeline = Pipeline(settings, store, github=clients.github, composer=composer)
 
             # The one door: NotReady before the settle window ends, one writer across instances.
             await pipeline.ensure_day(day)
@@ -80,8 +82,6 @@ async def post_once(
 
                 total.weekly = await _in_rounds(weekly, store, day, WEEKLY, rounds, max_wait)
     finally:
-        if llm is not None:
-            await llm.aclose()
         if own_store:
             await store.close()
     return total

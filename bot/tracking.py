@@ -10,16 +10,16 @@ collected and polled) is the shared set plus those additions; one nobody names a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-import httpx
-
 from bot.settings import Settings, is_repo_name
 from bot.store.types import TrackedRepo
+from collectors.github import GitHubClient, GitHubError
 
 log = logging.getLogger(__name__)
 
@@ -116,27 +116,23 @@ class RepoCheck:
 class RepoChecker:
     """Asks GitHub (GET /repos/{owner}/{name}) whether a repository exists and is public.
 
-    Redirects are followed, so a renamed repository answers with its new name (httpx drops the
-    token on a redirect to another host). Answers are remembered for CHECK_CACHE_SECONDS.
+    Goes through the process's one GitHub client (its rate-limit handling and ETag cache: a
+    repeat check is a 304). Redirects are followed, so a renamed repository answers with its
+    new name. Answers are remembered for CHECK_CACHE_SECONDS.
     """
 
     def __init__(
         self,
-        base_url: str,
-        token: str | None,
+        github: GitHubClient | Callable[[], GitHubClient],
         *,
         timeout: float = 15.0,
         cache_seconds: float = CHECK_CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._base = base_url.rstrip("/") + "/"
-        self._headers = {
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": "2022-11-28",
-            "User-Agent": "aiinfra-digest",
-        }
-        if token:
-            self._headers["Authorization"] = f"Bearer {token}"
+        # A factory is called at the first check: a command service that never checks a
+        # repository never opens a connection pool.
+        self._github = github if isinstance(github, GitHubClient) else None
+        self._make = None if isinstance(github, GitHubClient) else github
         self._timeout = timeout
         self._cache_seconds = cache_seconds
         self._clock = clock
@@ -145,9 +141,13 @@ class RepoChecker:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RepoChecker:
-        """A checker on GITHUB_API_URL with GITHUB_TOKEN."""
+        """A checker with a client of its own on GITHUB_API_URL (`run` hands in the shared one)."""
         token = settings.github_token.get_secret_value() if settings.github_token else None
-        return cls(settings.github_api_url, token, timeout=min(settings.github_timeout, 15.0))
+        timeout = min(settings.github_timeout, 15.0)
+        return cls(
+            lambda: GitHubClient(settings.github_api_url, token, None, timeout=timeout),
+            timeout=timeout,
+        )
 
     async def check(self, name: str) -> RepoCheck:
         """Public, private, missing (404: absent or private to us), moved, or unavailable."""
@@ -166,35 +166,32 @@ class RepoChecker:
 
     async def _ask(self, name: str) -> RepoCheck:
         self.requests += 1
+        if self._github is None and self._make is not None:
+            self._github = self._make()
+        assert self._github is not None
         try:
-            async with httpx.AsyncClient(
-                base_url=self._base,
-                headers=self._headers,
-                timeout=self._timeout,
-                follow_redirects=True,
-                max_redirects=3,
-            ) as http:
-                response = await http.get(f"repos/{name}")
-        except httpx.HTTPError as exc:
-            log.warning("checking %s on GitHub failed: %s", name, type(exc).__name__)
-            return RepoCheck("unavailable", detail=type(exc).__name__)
-        if response.status_code == 404:
-            return RepoCheck("missing")
-        if response.status_code != 200:
-            log.warning("checking %s on GitHub: HTTP %d", name, response.status_code)
-            return RepoCheck("unavailable", detail=f"HTTP {response.status_code}")
+            # A chat is waiting: the client's own waits (rate limit, backoff) are cut short.
+            async with asyncio.timeout(self._timeout):
+                data = await self._github.get(f"repos/{name}", follow_redirects=True)
+        except GitHubError as exc:
+            if exc.status == 404:
+                return RepoCheck("missing")
+            log.warning("checking %s on GitHub: %s", name, exc)
+            return RepoCheck("unavailable", detail=f"HTTP {exc.status}" if exc.status else "")
+        except TimeoutError:
+            log.warning("checking %s on GitHub timed out", name)
+            return RepoCheck("unavailable", detail="timed out")
         try:
-            data = response.json()
             full_name = str(data["full_name"])
             private = bool(data.get("private", False))
-        except (ValueError, KeyError, TypeError):
+        except (KeyError, TypeError, AttributeError):
             return RepoCheck("unavailable", detail="malformed answer")
         if not is_repo_name(full_name):
             return RepoCheck("unavailable", detail="unexpected repository name")
         if private:
             return RepoCheck("private", full_name)
-        if response.history and full_name.lower() != name.lower():
-            return RepoCheck("moved", full_name)
+        if full_name.lower() != name.lower():
+            return RepoCheck("moved", full_name)  # GitHub only names another repo after a 301
         return RepoCheck("public", full_name)
 
 

@@ -160,14 +160,33 @@ class GitHubClient:
         """Close the connection pool."""
         await self._http.aclose()
 
-    async def get(self, path: str, params: Params | None = None, *, immutable: bool = False) -> Any:
+    async def get(
+        self,
+        path: str,
+        params: Params | None = None,
+        *,
+        immutable: bool = False,
+        follow_redirects: bool = False,
+    ) -> Any:
         """The parsed JSON body of GET `path` (relative to the base URL, or an absolute URL)."""
-        return (await self.get_page(path, params, immutable=immutable)).data
+        page = await self.get_page(
+            path, params, immutable=immutable, follow_redirects=follow_redirects
+        )
+        return page.data
 
     async def get_page(
-        self, path: str, params: Params | None = None, *, immutable: bool = False
+        self,
+        path: str,
+        params: Params | None = None,
+        *,
+        immutable: bool = False,
+        follow_redirects: bool = False,
     ) -> Page:
-        """GET one page; `immutable` serves a stored body without asking (e.g. a commit by SHA)."""
+        """GET one page; `immutable` serves a stored body without asking (e.g. a commit by SHA).
+
+        `follow_redirects` answers a renamed repository's 301 with its new home (httpx drops the
+        token on a redirect to another host).
+        """
         url = self._url(path, params)
         cached = await self._cached(url)
         if immutable and cached is not None:
@@ -182,7 +201,7 @@ class GitHubClient:
             reraise=True,
         )
         try:
-            page: Page = await retrying(self._attempt, url, cached)
+            page: Page = await retrying(self._attempt, url, cached, follow_redirects)
         except _Retryable as exc:
             raise GitHubError(f"{exc} (gave up after {self._max_attempts} attempts)") from None
         return page
@@ -251,13 +270,17 @@ class GitHubClient:
             entry = {"etag": etag, "link": link, "body": body}
             await self._cache.put(ETAG_NAMESPACE, url, json.dumps(entry))
 
-    async def _attempt(self, url: str, cached: dict[str, Any] | None) -> Page:
+    async def _attempt(
+        self, url: str, cached: dict[str, Any] | None, follow_redirects: bool = False
+    ) -> Page:
         await self._respect_rate_limit()
         headers = {"If-None-Match": cached["etag"]} if cached else {}
         short = _short(url)
         async with self._semaphore:
             try:
-                response = await self._http.get(url, headers=headers)
+                response = await self._http.get(
+                    url, headers=headers, follow_redirects=follow_redirects
+                )
             except httpx.TimeoutException:
                 self.stats.requests += 1
                 raise _Retryable(f"GET {short}: timed out") from None

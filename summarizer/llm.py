@@ -1,9 +1,10 @@
 """OpenAI-compatible model client: a fallback chain of models that survives rate limits.
 
 Free models on OpenRouter answer 429 much of the time. Each request goes through a client-side
-requests-per-minute limiter and a concurrency bound; a 429/5xx/timeout or an unusable answer
-hands the request to the next model in `DIGEST_MODELS`. A short `Retry-After` is waited out
-once on the same model; a long one parks that model for that long and moves on. Failure
+limiter (at most N requests in any minute, a sliding window) and a concurrency bound; a
+429/5xx/timeout or an unusable answer hands the request to the next model in `DIGEST_MODELS`.
+A short `Retry-After` is waited out once on the same model; a long one parks that model for that
+long and moves on. Failure
 reasons are redacted one-liners for logs and run records; provider error bodies (which carry
 the account's `user_id`) never leave this module.
 """
@@ -14,18 +15,17 @@ import asyncio
 import email.utils
 import logging
 import math
-import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import openai
-from aiolimiter import AsyncLimiter
 from openai import AsyncOpenAI
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from collectors.redact import Redactor
 from summarizer.digest import Usage
 from summarizer.guard import looks_chinese
 
@@ -116,23 +116,11 @@ _STATUS_WORDS = {
     422: "unprocessable",
     429: "rate limited",
 }
-_SECRETS = (
-    re.compile(r"user_[A-Za-z0-9]{6,}"),
-    re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{6,}"),
-    re.compile(r"(?i)bearer\s+\S+"),
-    re.compile(r"[A-Za-z0-9_\-]{32,}"),  # anything key-like or id-like
-)
 
 
 def redact(text: str, *secrets: str) -> str:
     """One line without account ids, keys or tokens, at most a couple of hundred characters."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    for pattern in _SECRETS:
-        text = pattern.sub("[redacted]", text)
-    text = " ".join(text.split())
-    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"
+    return Redactor(secrets).line(text, _REASON_CHARS)
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -182,8 +170,52 @@ def _wait_retry_after(state: RetryCallState) -> float:
     return exc.retry_after or 0.0 if isinstance(exc, _Failure) else 0.0
 
 
+class WindowLimiter:
+    """At most `limit` requests start in any `period` seconds; callers wait their turn in order.
+
+    A sliding log rather than aiolimiter's leaky bucket: a bucket drained at 20/min lets a burst
+    of 20 be followed by a trickle, up to 39 in one minute, which a 20/min key refuses.
+    """
+
+    def __init__(
+        self, limit: int, period: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = max(1, limit)
+        self.period = period
+        self._clock = clock
+        self._starts: deque[float] = deque()
+        self._turn = asyncio.Lock()  # FIFO: the longest waiter gets the next free slot
+        self.waiting = 0
+
+    async def acquire(self) -> None:
+        """Wait until fewer than `limit` requests started in the last `period` seconds."""
+        self.waiting += 1
+        try:
+            async with self._turn:
+                while True:
+                    now = self._clock()
+                    while self._starts and now - self._starts[0] >= self.period:
+                        self._starts.popleft()
+                    if len(self._starts) < self.limit:
+                        self._starts.append(now)
+                        return
+                    await asyncio.sleep(self._starts[0] + self.period - now)
+        finally:
+            self.waiting -= 1
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
 class LLMClient:
-    """Chat completions over an OpenAI-compatible endpoint, with a model fallback chain."""
+    """Chat completions over an OpenAI-compatible endpoint, with a model fallback chain.
+
+    Make one per process and hand it to every path that asks a model (daily digest, weekly
+    roll-up, release notes): the limiter only bounds the requests that go through it.
+    """
 
     def __init__(
         self,
@@ -193,6 +225,7 @@ class LLMClient:
         *,
         concurrency: int = 4,
         requests_per_minute: float = 20.0,
+        minute: float = 60.0,
         timeout: float = 120.0,
         headers: dict[str, str] | None = None,
         max_retry_after: float = MAX_RETRY_AFTER,
@@ -200,7 +233,7 @@ class LLMClient:
     ) -> None:
         if not models:
             raise ValueError("at least one model is needed")
-        self._api_key = api_key
+        self._redactor = Redactor((api_key,))
         self._models = tuple(models)
         self._timeout = timeout
         self._max_retry_after = max_retry_after
@@ -213,12 +246,18 @@ class LLMClient:
             default_headers={**ATTRIBUTION_HEADERS, **(headers or {})},
         )
         self._semaphore = asyncio.Semaphore(concurrency)
-        self._limiter = AsyncLimiter(requests_per_minute, 60.0)
+        # `minute` is shorter only in tests, so a window can pass while they run.
+        # A fractional rate is a whole number of requests over a stretched window.
+        limit = max(1, math.floor(requests_per_minute))
+        self.limiter = WindowLimiter(limit, minute * limit / requests_per_minute)
         # Models parked by a long Retry-After: model → monotonic time it may be asked again.
         self._parked_until: dict[str, float] = {}
         # The response_format each model was found to accept (json_schema is tried first).
         self._format_level: dict[str, int] = {}
         self.stats = LLMStats()
+
+    def _redact(self, text: str) -> str:
+        return self._redactor.line(text, _REASON_CHARS)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -258,7 +297,7 @@ class LLMClient:
             problem = self._problem(text, validate, require_chinese)
             if problem is not None:
                 self.stats.unusable += 1
-                reasons.append(f"{model}: unusable answer ({redact(problem, self._api_key)})")
+                reasons.append(f"{model}: unusable answer ({self._redact(problem)})")
                 log.info("model %s gave an unusable answer: %s", model, problem)
                 continue
             self.stats.answered_by[model] += 1
@@ -339,7 +378,7 @@ class LLMClient:
             extra["response_format"] = response_format
         if self._temperature is not None:
             extra["temperature"] = self._temperature
-        async with self._semaphore, self._limiter:
+        async with self._semaphore, self.limiter:
             tally.calls += 1
             self.stats.requests += 1
             try:
@@ -379,9 +418,7 @@ class LLMClient:
         retry_after = parse_retry_after(exc.response.headers)
         if status not in (429, 503) and status < 500:
             retry_after = None  # only rate limits and overload are worth waiting for
-        return _Failure(
-            redact(_status_reason(exc), self._api_key), status=status, retry_after=retry_after
-        )
+        return _Failure(self._redact(_status_reason(exc)), status=status, retry_after=retry_after)
 
 
 def _response_format(level: FormatLevel, schema: dict[str, Any]) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -216,6 +217,8 @@ class FakeLLM:
         self.api_key = api_key
         self.default = default
         self.requests: list[RecordedRequest] = []
+        # Monotonic arrival time of every request, in order (for rate-limit checks).
+        self.arrivals: list[float] = []
         self._scripts: dict[str, deque[Behaviour]] = {}
         self._always: dict[str, Behaviour] = {}
         self._runner: web.AppRunner | None = None
@@ -261,6 +264,7 @@ class FakeLLM:
         return self._always.get(model)
 
     async def _handle(self, request: web.Request) -> web.Response:
+        self.arrivals.append(time.monotonic())
         body = await request.json()
         model = str(body.get("model", ""))
         headers = {name.lower(): value for name, value in request.headers.items()}

@@ -204,9 +204,10 @@ async def test_a_group_member_cannot_make_the_bot_ask_github(
 async def test_repeated_checks_of_the_same_name_are_answered_from_memory(
     github: FakeGitHub,
 ) -> None:
-    checker = RepoChecker(github.url, None)
-    first = await checker.check("nosuch/repo")
-    second = await checker.check("NoSuch/Repo")
+    async with GitHubClient(github.url, None, None) as client:
+        checker = RepoChecker(client)
+        first = await checker.check("nosuch/repo")
+        second = await checker.check("NoSuch/Repo")
     assert first.status == second.status == "missing"
     assert checker.requests == 1
 

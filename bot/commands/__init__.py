@@ -34,6 +34,7 @@ from bot.commands.subscriptions import Subscriptions, split_release_word
 from bot.commands.watches import Watches
 from bot.ondemand import OnDemandLimiter
 from bot.settings import Settings
+from bot.tracking import RepoChecker
 from collectors.cache import KeyValueCache
 from summarizer.llm import LLMClient
 
@@ -98,12 +99,14 @@ class CommandService:
         llm: LLMClient | None = None,
         cache: KeyValueCache | None = None,
         on_demand: OnDemandLimiter | None = None,
+        checker: RepoChecker | None = None,
     ) -> None:
         """`llm` and `cache` write (and keep) the weekly roll-up's text; without, structured.
 
-        `on_demand` bounds generating days not archived yet (default: from the settings).
+        `on_demand` bounds generating days not archived yet (default: from the settings);
+        `checker` asks GitHub about new repositories (`run` hands in one on its GitHub client).
         """
-        self._core = Core(settings, store, pipeline, clock)
+        self._core = Core(settings, store, pipeline, clock, checker)
         alerts = Alerts(self._core)
         limiter = on_demand or OnDemandLimiter(
             per_chat_day=settings.on_demand_per_chat_day,

@@ -247,6 +247,7 @@ class Core:
         store: ChatStore,
         pipeline: DigestSource,
         clock: Callable[[], datetime],
+        checker: RepoChecker | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -257,7 +258,8 @@ class Core:
         self.shared: tuple[str, ...] = tuple(settings.digest_repos)
         self._tracked_until: datetime | None = None  # when `tracked` should be read again
         self._tracked_read: asyncio.Task[tuple[str, ...]] | None = None
-        self.checker = RepoChecker.from_settings(settings)  # asks GitHub about new repositories
+        # Asks GitHub about new repositories (on the process's one GitHub client, from `run`).
+        self.checker = checker or RepoChecker.from_settings(settings)
 
     async def read_tracked(self) -> tuple[str, ...]:
         """Read the tracked set from the store into `tracked` (fresh for TRACKED_TTL)."""
