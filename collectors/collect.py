@@ -244,7 +244,7 @@ class _RepoDay:
         opened_pulls = [self._pull(i) for i in self._opened(issues, pulls=True)]
         opened_issues = [self._issue(i) for i in self._opened(issues, pulls=False)]
         texts = [p.body for p in (*merged, *opened_pulls)] + [c.message for c in commits]
-        shown = {item.number for item in (*merged, *opened_pulls, *opened_issues)}
+        shown = {p.number for p in (*merged, *opened_pulls)} | {i.number for i in opened_issues}
         shown |= {c.pull_number for c in commits if c.pull_number is not None}
         linked = await linked_issues(
             self._github, self._repo, texts, known=issues, exclude=shown, limits=self._limits

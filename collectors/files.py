@@ -27,8 +27,25 @@ _CHANGELOG = re.compile(r"^(change[-_ ]?log|changes|news|release[-_ ]?notes?|his
 _README = re.compile(r"^readme(\.|$)", re.I)
 _DOC_EXT = {".md", ".rst", ".adoc", ".txt"}
 _DOC_DIRS = {"doc", "docs", "documentation"}
-_SUPPORT_DIRS = {"test", "tests", "testing", "example", "examples", "benchmark", "benchmarks", "bench"}
-_VENDORED_DIRS = {"third_party", "thirdparty", "3rdparty", "vendor", "vendored", "external", "extern"}
+_SUPPORT_DIRS = {
+    "test",
+    "tests",
+    "testing",
+    "example",
+    "examples",
+    "benchmark",
+    "benchmarks",
+    "bench",
+}
+_VENDORED_DIRS = {
+    "third_party",
+    "thirdparty",
+    "3rdparty",
+    "vendor",
+    "vendored",
+    "external",
+    "extern",
+}
 _LOCK_NAMES = {
     "package-lock.json",
     "yarn.lock",

@@ -277,7 +277,7 @@ class Composer:
             return cached
         try:
             (summary, conclusion), model, usage = await self._ask_summary(
-                self._llm, summary_messages(sections), allowed
+                self._llm, summary_messages(sections, activities), allowed
             )
         except AllModelsFailed as exc:
             log.warning("the summary was written without a model: %s", exc)
