@@ -208,7 +208,7 @@ async def test_fixes_12_yields_the_issue_title_and_its_link() -> None:
                     created_at="2026-02-01T00:00:00Z",
                     merged_at="2026-02-04T09:00:00Z",
                     body="Fixes #12, see also #99",
-                ),  # fmt: skip
+                ),
                 # Last touched before the day: not in the day's listing, so it is asked for.
                 issue(12, created_at="2026-01-20T00:00:00Z", title="OOM in autotuner on H100"),
             ],
