@@ -72,9 +72,8 @@ def _commit(files: list[FileChange], message: str = "Sync v2.0 (#7)") -> Commit:
 
 
 def _day(*commits: Commit, **extra: object) -> RepoActivity:
-    return RepoActivity(
-        repo=REPO, commits=list(commits), totals=Totals(commits=len(commits)), **extra
-    )  # type: ignore[arg-type]
+    data = {"repo": REPO, "commits": list(commits), "totals": Totals(commits=len(commits))}
+    return RepoActivity.model_validate({**data, **extra})
 
 
 def _user(activity: RepoActivity, budget: int = 6000) -> str:
