@@ -184,16 +184,28 @@ def _file_patch(change: FileChange) -> str:
 
 
 def _news(files: list[FileChange]) -> str:
-    """The lines the commit adds to changelogs and READMEs, top-level files first."""
+    """The lines the commit adds to changelogs and READMEs, top-level files first, once each."""
     blocks = []
+    seen: set[str] = set()
     for change in files:
-        lines = added_lines(_clean(change.patch)) if is_news(change.filename) else []
+        if not is_news(change.filename):
+            continue
+        # A README often repeats the changelog's entries word for word: show them once.
+        lines = [line for line in added_lines(_clean(change.patch)) if line.strip() not in seen]
+        seen.update(line.strip() for line in lines)
         if lines:
             blocks.append(f"--- {_clean(change.filename)} (added lines)\n" + "\n".join(lines))
     return "\n".join(blocks)
 
 
-def _commit_item(commit: Commit, covered: set[int], linked: _Links) -> Item:
+def _same_text(a: str, b: str) -> bool:
+    """True when two descriptions are the same text up to whitespace (a squash repeats its PR)."""
+    return " ".join(a.split()) == " ".join(b.split())
+
+
+def _commit_item(
+    commit: Commit, covered: set[int], linked: _Links, pull_bodies: dict[int, str]
+) -> Item:
     files = sorted(commit.files, key=lambda f: value_order(f.filename, f.additions + f.deletions))
     listed = [f"{_clean(f.filename)} ({_size(f.additions, f.deletions)})" for f in files]
     more = len(listed) - MAX_FILES_LISTED
@@ -210,6 +222,8 @@ def _commit_item(commit: Commit, covered: set[int], linked: _Links) -> Item:
     # The message's first line is the title, already in the header.
     message = _clean(commit.message)
     body = clean_description(message.split("\n", 1)[1]) if "\n" in message else ""
+    if commit.pull_number is not None and _same_text(body, pull_bodies.get(commit.pull_number, "")):
+        body = ""  # the merged PR above carries the same description
     shown = [
         f
         for f in files
@@ -230,12 +244,13 @@ def activity_items(activity: RepoActivity) -> list[Item]:
     """The prompt items of one repository-day, most important first (releases lead)."""
     covered = {pull.number for pull in activity.merged_pulls}
     linked = _Links(activity.repo, {issue.number: issue for issue in activity.linked_issues})
+    pull_bodies = {pull.number: _description(pull.body) for pull in activity.merged_pulls}
     return [
         *(_release_item(r) for r in activity.releases),
         *(_pull_item(p, linked, merged=True) for p in activity.merged_pulls),
         *(_pull_item(p, linked, merged=False) for p in activity.opened_pulls),
         *(_issue_item(i) for i in activity.opened_issues),
-        *(_commit_item(c, covered, linked) for c in activity.commits),
+        *(_commit_item(c, covered, linked, pull_bodies) for c in activity.commits),
         *(_linked_item(i) for i in activity.linked_issues),
     ]
 

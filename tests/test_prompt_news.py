@@ -17,7 +17,9 @@ from collectors.activity import (
     Totals,
 )
 from collectors.collect import collect_day
+from collectors.files import Worth, strip_licence, worth
 from collectors.github import GitHubClient
+from summarizer.boilerplate import clean_description
 from summarizer.prompts import repo_messages, summary_messages
 from summarizer.structured import structured_section
 
@@ -254,3 +256,42 @@ async def test_recorded_cutlass_prompt_carries_the_cuda_13_1_and_gb300_news(
     assert "GB300 is now supported in CuTe DSL with CTK 13.1" in text
     section = structured_section(cutlass)
     assert "CUDA toolkit 13.1" in section and "GB300" in section
+
+
+def test_changed_files_rank_news_then_docs_then_source_then_tests_then_names_only() -> None:
+    names = [
+        "uv.lock",
+        "tests/test_gemm.py",
+        "third_party/cutlass/gemm.h",
+        "csrc/gemm.cu",
+        "docs/gemm.rst",
+        "README.md",
+        "CHANGELOG.md",
+        "assets/diagram.png",
+    ]
+    ranked = sorted(names, key=worth)  # stable: README.md and docs/ share a rank
+    assert ranked[:4] == ["CHANGELOG.md", "docs/gemm.rst", "README.md", "csrc/gemm.cu"]
+    assert ranked[4] == "tests/test_gemm.py"
+    assert {worth(n) for n in ranked[5:]} == {Worth.NAME_ONLY}
+
+
+def test_ordinary_comments_survive_licence_stripping() -> None:
+    patch = (
+        "@@ -1,2 +1,3 @@\n+# Fall back to the default tactic on OOM.\n+x = 1\n"
+        " # SPDX-License-Identifier: MIT"
+    )
+    stripped = strip_licence(patch)
+    assert "Fall back to the default tactic on OOM." in stripped
+    assert "SPDX" not in stripped
+
+
+def test_a_checked_item_that_is_real_content_and_a_lone_bot_summary_are_kept() -> None:
+    body = "## Changes\n- [x] Support FP8 in the MoE path\n- [ ] Tests have been added"
+    assert "Support FP8 in the MoE path" in clean_description(body)
+    assert "Tests have been added" not in clean_description(body)
+    only_bot = (
+        "<!-- This is an auto-generated comment: release notes by coderabbit.ai -->\n"
+        "## Summary by CodeRabbit\n* Faster decode.\n"
+        "<!-- end of auto-generated comment: release notes by coderabbit.ai -->"
+    )
+    assert "Faster decode." in clean_description(only_bot)
