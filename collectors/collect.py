@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -68,11 +68,26 @@ LIMITS = Limits()
 
 
 async def collect_day(
-    github: GitHubClient, repos: Sequence[str], day: date, timezone: str
+    github: GitHubClient,
+    repos: Sequence[str],
+    day: date,
+    timezone: str,
+    *,
+    on_repo: Callable[[RepoActivity], None] | None = None,
 ) -> DayActivity:
-    """Collect `day` (a calendar day in `timezone`) for every repository; failures are per repo."""
+    """Collect `day` (a calendar day in `timezone`) for every repository; failures are per repo.
+
+    `on_repo` is called as each repository finishes (progress on a terminal).
+    """
     window = day_window(day, timezone)
-    activities = await asyncio.gather(*(collect_repo(github, repo, window) for repo in repos))
+
+    async def one(repo: str) -> RepoActivity:
+        activity = await collect_repo(github, repo, window)
+        if on_repo is not None:
+            on_repo(activity)
+        return activity
+
+    activities = await asyncio.gather(*(one(repo) for repo in repos))
     stats = github.stats
     log.info(
         "collected %s (%s) for %d repositories: %d requests to GitHub, %d of them counted "
