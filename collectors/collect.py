@@ -447,7 +447,8 @@ class _RepoDay:
         if len(patch) <= limit:
             return patch
         self._cuts.patches_cut += 1
-        if is_news(file.filename):
+        rank = worth(file.filename)
+        if is_news(file.filename) or rank == Worth.DOCS:
             # A changelog's news is what it adds; the context lines around it are not.
             patch = "\n".join("+" + line for line in added_lines(patch))
         elif file.status == "added":

@@ -178,7 +178,8 @@ def _linked_item(issue: LinkedIssue) -> Item:
 def _file_patch(change: FileChange) -> str:
     """A file's patch as the model should see it: no licence, new big files as an outline."""
     patch = strip_licence(_clean(change.patch))
-    if change.status == "added" and len(patch) > NEW_FILE_PATCH_CHARS:
+    code = worth(change.filename) in (Worth.SOURCE, Worth.SUPPORT)
+    if code and change.status == "added" and len(patch) > NEW_FILE_PATCH_CHARS:
         return outline(patch, NEW_FILE_PATCH_CHARS)
     return patch
 

@@ -202,7 +202,13 @@ async def test_fixes_12_yields_the_issue_title_and_its_link() -> None:
     async with FakeGitHub() as server:
         server.add_repo(
             REPO,
-            commits=[commit(when="2026-02-04T09:00:00Z", message="Fix OOM (#7)\n\nFixes #12")],
+            commits=[
+                commit(when="2026-02-04T09:00:00Z", message="Fix OOM (#7)\n\nFixes #12"),
+                commit(
+                    when="2026-02-04T10:00:00Z",
+                    message=f"fix: https://github.com/{REPO}/issues/13",
+                ),
+            ],
             issues=[
                 pull(
                     7,
@@ -212,6 +218,7 @@ async def test_fixes_12_yields_the_issue_title_and_its_link() -> None:
                 ),
                 # Last touched before the day: not in the day's listing, so it is asked for.
                 issue(12, created_at="2026-01-20T00:00:00Z", title="OOM in autotuner on H100"),
+                issue(13, created_at="2026-01-21T00:00:00Z", title="NaN in decode on B200"),
             ],
         )
         async with GitHubClient(server.url, None, None) as github:
@@ -223,10 +230,12 @@ async def test_fixes_12_yields_the_issue_title_and_its_link() -> None:
     assert activity.error is None
     url = f"https://github.com/{REPO}/issues/12"
     assert [(i.number, i.title, i.url) for i in activity.linked_issues] == [
-        (12, "OOM in autotuner on H100", url)
+        (12, "OOM in autotuner on H100", url),
+        (13, "NaN in decode on B200", f"https://github.com/{REPO}/issues/13"),
     ]
     text = _user(activity)
     assert "linked issues: #12 OOM in autotuner on H100" in text
+    assert "linked issues: #13 NaN in decode on B200" in text  # given as a full URL
     assert f"[#12]({url})" in text
 
 
