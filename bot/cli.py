@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from bot.logs import log_format_is_json, redact, secrets_from_settings, setup_logging
 from bot.repos import resolve_repo
 from bot.settings import Settings, SettingsError, load_settings
-from collectors.activity import DayActivity
+from collectors.activity import DayActivity, RepoActivity
 from collectors.window import today, yesterday
 
 log = logging.getLogger("aiinfra_digest")
@@ -128,10 +128,21 @@ async def _cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
     day = parse_day(args.date, settings)
     repos = pick_repos(args.repo, settings)
     from bot.pipeline import collect_activity
+    from bot.progress import RepoProgress
 
-    activity = await collect_activity(settings, day, repos)
+    with RepoProgress("collect", len(repos)) as progress:
+        activity = await collect_activity(
+            settings, day, repos, on_repo=lambda a: progress.done(a.repo, _collected(a))
+        )
     write_output(activity.to_json() + "\n", args.output)
     return 0
+
+
+def _collected(activity: RepoActivity) -> str:
+    """A one-word outcome of a repository's collection for the progress display."""
+    if activity.error is not None:
+        return "failed"
+    return "no activity" if activity.is_empty else ""
 
 
 def read_activity(path: str) -> DayActivity:
@@ -175,16 +186,23 @@ async def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         repos = pick_repos(args.repo, settings)
     # Imported only after the input is checked, so bad input is answered even offline.
     from bot.pipeline import collect_activity, file_cache, make_composer, make_llm
+    from bot.progress import RepoProgress
     from summarizer.digest import render_markdown
 
     if activity is None:
-        activity = await collect_activity(settings, day, repos)
+        with RepoProgress("collect", len(repos)) as progress:
+            activity = await collect_activity(
+                settings, day, repos, on_repo=lambda a: progress.done(a.repo, _collected(a))
+            )
     llm = make_llm(settings)
     if llm is None:
         log.info("OPENROUTER_API_KEY is not set: the digest is written without a model")
     cache = file_cache(settings) if llm is not None else None
     try:
-        digest = await make_composer(settings, llm, cache).compose(activity, repos)
+        with RepoProgress("write", len(repos)) as progress:
+            digest = await make_composer(settings, llm, cache).compose(
+                activity, repos, on_section=lambda s: progress.done(s.repo, s.written_by)
+            )
     finally:
         if llm is not None:
             await llm.aclose()

@@ -134,12 +134,20 @@ def make_composer(
     )
 
 
-async def collect_activity(settings: Settings, day: date, repos: Sequence[str]) -> DayActivity:
+async def collect_activity(
+    settings: Settings,
+    day: date,
+    repos: Sequence[str],
+    *,
+    on_repo: Callable[[RepoActivity], None] | None = None,
+) -> DayActivity:
     """Collect `day` for `repos` from GitHub with the configured client and the file cache."""
     cache = file_cache(settings)
     try:
         async with make_github(settings, cache) as github:
-            activity = await collect_day(github, repos, day, settings.digest_timezone)
+            activity = await collect_day(
+                github, repos, day, settings.digest_timezone, on_repo=on_repo
+            )
         try:
             # After each run, so the file stops growing; an indexed DELETE, cheap when idle.
             await prune_cache(cache.prune)

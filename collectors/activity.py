@@ -71,6 +71,16 @@ class Issue(_Frozen):
     body: str = ""
 
 
+class LinkedIssue(_Frozen):
+    """An issue or PR that the day's PR bodies or commit messages mention, with its title."""
+
+    number: int
+    title: str
+    url: str
+    is_pull: bool = False
+    state: str = ""
+
+
 class Commit(_Frozen):
     """A commit on the default branch in the window; size fields are None where not fetched."""
 
@@ -107,6 +117,8 @@ class RepoActivity(_Frozen):
     opened_issues: list[Issue] = Field(default_factory=list)
     commits: list[Commit] = Field(default_factory=list)
     totals: Totals = Field(default_factory=Totals)
+    # Added later: absent from older archived JSON, hence the default.
+    linked_issues: list[LinkedIssue] = Field(default_factory=list)
     truncated: list[str] = Field(default_factory=list)
 
     @property

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -30,12 +30,15 @@ from collectors.activity import (
     DayActivity,
     FileChange,
     Issue,
+    LinkedIssue,
     PullRequest,
     Release,
     RepoActivity,
     Totals,
 )
+from collectors.files import Worth, added_lines, is_news, outline, value_order, worth
 from collectors.github import GitHubClient, GitHubError, Paged
+from collectors.refs import closing_refs, issue_refs
 from collectors.window import DayWindow, day_window
 from collectors.wire import GhCommit, GhCompare, GhFile, GhIssue, GhRelease
 
@@ -58,20 +61,37 @@ class Limits:
     commit_details: int = 200
     issue_pages: int = 30
     release_pages: int = 5
+    linked_issue_requests: int = 10
 
 
 LIMITS = Limits()
 
 
 async def collect_day(
-    github: GitHubClient, repos: Sequence[str], day: date, timezone: str
+    github: GitHubClient,
+    repos: Sequence[str],
+    day: date,
+    timezone: str,
+    *,
+    on_repo: Callable[[RepoActivity], None] | None = None,
 ) -> DayActivity:
-    """Collect `day` (a calendar day in `timezone`) for every repository; failures are per repo."""
+    """Collect `day` (a calendar day in `timezone`) for every repository; failures are per repo.
+
+    `on_repo` is called as each repository finishes (progress on a terminal).
+    """
     window = day_window(day, timezone)
-    activities = await asyncio.gather(*(collect_repo(github, repo, window) for repo in repos))
+
+    async def one(repo: str) -> RepoActivity:
+        activity = await collect_repo(github, repo, window)
+        if on_repo is not None:
+            on_repo(activity)
+        return activity
+
+    activities = await asyncio.gather(*(one(repo) for repo in repos))
     stats = github.stats
     log.info(
-        "collected %s (%s) for %d repositories: %d requests, %d rate-limited, %d not modified",
+        "collected %s (%s) for %d repositories: %d requests to GitHub, %d of them counted "
+        "against the rate limit (%d answered 304 Not Modified, free)",
         day,
         timezone,
         len(repos),
@@ -102,6 +122,52 @@ async def collect_repo(
         # A bug must not take the other repositories down; log it with its traceback.
         log.exception("collecting %s failed", repo)
         return RepoActivity.failed(repo, f"unexpected error: {type(exc).__name__}: {exc}")
+
+
+async def linked_issues(
+    github: GitHubClient,
+    repo: str,
+    texts: Iterable[str],
+    *,
+    known: Iterable[GhIssue] = (),
+    exclude: Iterable[int] = (),
+    limits: Limits = LIMITS,
+) -> list[LinkedIssue]:
+    """Issues/PRs that `texts` mention, with titles: from `known` first, else one GET each.
+
+    Closing references (`Fixes #N`) come first; at most `limits.linked_issue_requests` GETs are
+    made (conditional, so an unchanged issue costs no rate limit on a re-run). A number GitHub
+    does not know (deleted, transferred, or not an issue) is left out, never an error.
+    """
+    texts = list(texts)
+    skip = set(exclude)
+    closing = [n for text in texts for n in closing_refs(text)]
+    mentioned = [n for text in texts for n in issue_refs(text, repo)]
+    numbers = [n for n in dict.fromkeys([*closing, *mentioned]) if n not in skip]
+    by_number = {issue.number: issue for issue in known}
+    missing = [n for n in numbers if n not in by_number][: limits.linked_issue_requests]
+    fetched = await asyncio.gather(*(_fetch_issue(github, repo, n) for n in missing))
+    by_number.update({issue.number: issue for issue in fetched if issue is not None})
+    return [
+        LinkedIssue(
+            number=n,
+            title=by_number[n].title,
+            url=by_number[n].html_url,
+            is_pull=by_number[n].pull_request is not None,
+        )
+        for n in numbers
+        if n in by_number
+    ]
+
+
+async def _fetch_issue(github: GitHubClient, repo: str, number: int) -> GhIssue | None:
+    try:
+        return GhIssue.model_validate(await github.get(f"repos/{repo}/issues/{number}"))
+    except GitHubError as exc:
+        log.debug("%s: linked issue #%d not read: %s", repo, number, exc)
+        return None
+    except ValidationError:
+        return None
 
 
 def pull_number(message: str) -> int | None:
@@ -189,14 +255,24 @@ class _RepoDay:
         sized = await self._details(listing.result())
         commits = [self._commit(item) for item in sized]
         totals = await self._totals(sized)
+        merged = self._merged(issues, commits)
+        opened_pulls = [self._pull(i) for i in self._opened(issues, pulls=True)]
+        opened_issues = [self._issue(i) for i in self._opened(issues, pulls=False)]
+        texts = [p.body for p in (*merged, *opened_pulls)] + [c.message for c in commits]
+        shown = {p.number for p in (*merged, *opened_pulls)} | {i.number for i in opened_issues}
+        shown |= {c.pull_number for c in commits if c.pull_number is not None}
+        linked = await linked_issues(
+            self._github, self._repo, texts, known=issues, exclude=shown, limits=self._limits
+        )
         return RepoActivity(
             repo=self._repo,
             releases=releases.result(),
-            merged_pulls=self._merged(issues, commits),
-            opened_pulls=[self._pull(i) for i in self._opened(issues, pulls=True)],
-            opened_issues=[self._issue(i) for i in self._opened(issues, pulls=False)],
+            merged_pulls=merged,
+            opened_pulls=opened_pulls,
+            opened_issues=opened_issues,
             commits=commits,
             totals=totals,
+            linked_issues=linked,
             truncated=self._cuts.summary(self._limits),
         )
 
@@ -341,14 +417,12 @@ class _RepoDay:
     def _files(self, files: Iterable[GhFile]) -> list[FileChange]:
         """Files in diff order; patches cut per file, and left out beyond the commit's budget."""
         budget = self._limits.commit_patch_chars
-        # The biggest changes say most about a commit: they get the patch budget first.
-        ranked = sorted(files, key=lambda f: f.additions + f.deletions, reverse=True)
+        files = list(files)
+        # Changelogs and docs say most about a commit, then source: they get the budget first.
+        ranked = sorted(files, key=lambda f: value_order(f.filename, f.additions + f.deletions))
         patches: dict[str, str | None] = {}
         for file in ranked:
-            patch = file.patch
-            if patch is not None and len(patch) > self._limits.patch_chars:
-                self._cuts.patches_cut += 1
-                patch = patch[: self._limits.patch_chars] + _CUT
+            patch = self._excerpt_patch(file)
             if patch is not None and len(patch) > budget:
                 self._cuts.patches_left_out += 1
                 patch = None
@@ -364,6 +438,23 @@ class _RepoDay:
             )
             for f in files
         ]
+
+    def _excerpt_patch(self, file: GhFile) -> str | None:
+        """The part of a file's patch worth keeping within `Limits.patch_chars`."""
+        patch, limit = file.patch, self._limits.patch_chars
+        if patch is None or worth(file.filename) == Worth.NAME_ONLY:
+            return None
+        if len(patch) <= limit:
+            return patch
+        self._cuts.patches_cut += 1
+        rank = worth(file.filename)
+        if is_news(file.filename) or rank == Worth.DOCS:
+            # A changelog's news is what it adds; the context lines around it are not.
+            patch = "\n".join("+" + line for line in added_lines(patch))
+        elif file.status == "added":
+            # The top of a new file is mostly its licence: keep what it defines instead.
+            return "+" + outline(patch, limit).replace("\n", "\n+")
+        return patch if len(patch) <= limit else patch[:limit] + _CUT
 
     def _merged(self, issues: list[GhIssue], commits: list[Commit]) -> list[PullRequest]:
         by_pull: dict[int, list[Commit]] = {}

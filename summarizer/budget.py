@@ -1,8 +1,10 @@
 """Fit untrusted prompt text into a token budget, cutting the least important text first.
 
-Order of cuts: diff patches, then bodies (commit messages, then PR/issue bodies, release notes
-last), then whole low-priority items (commits already covered by a merged PR). Titles and links
-are never cut. The report says what was cut so the prompt can tell the model.
+Order of cuts: diff patches (they arrive ranked by worth, so the end of a patch is the least
+valuable part), then bodies (commit messages, then PR/issue bodies), then the changelog/README
+lines a commit adds (the day's news), then release notes, then whole low-priority items (commits
+already covered by a merged PR). Titles and links are never cut. The report says what was cut so
+the prompt can tell the model.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-ItemKind = Literal["release", "merged_pull", "opened_pull", "issue", "commit"]
+ItemKind = Literal["release", "merged_pull", "opened_pull", "issue", "commit", "linked"]
 
 # CJK ideographs, kana, hangul and full-width punctuation: roughly one token per character.
 _CJK = re.compile(
@@ -33,8 +35,11 @@ _BODY_RANK: dict[str, int] = {
     "merged_pull": 1,
     "opened_pull": 1,
     "issue": 1,
-    "release": 2,
+    "linked": 1,
+    "release": 3,
 }
+# The changelog/README lines of commits are cut after every body but the release notes.
+_NEWS_RANK = 2
 
 
 def estimate_tokens(text: str) -> int:
@@ -47,7 +52,7 @@ def estimate_tokens(text: str) -> int:
 
 @dataclass(frozen=True)
 class Item:
-    """One prompt entry: `header` (title, link, sizes) is never cut; `body` and `patch` may be.
+    """One prompt entry: `header` (title, link, sizes) is never cut; `body`, `news`, `patch` may be.
 
     `droppable` marks an item that may be left out whole (a commit covered by a merged PR).
     """
@@ -56,6 +61,7 @@ class Item:
     header: str
     body: str = ""
     patch: str = ""
+    news: str = ""
     droppable: bool = False
 
     @property
@@ -66,6 +72,7 @@ class Item:
             + estimate_tokens(self.header)
             + estimate_tokens(self.body)
             + estimate_tokens(self.patch)
+            + estimate_tokens(self.news)
         )
 
 
@@ -80,6 +87,8 @@ class BudgetReport:
     patch_chars_cut: int = 0
     bodies_cut: int = 0
     body_chars_cut: int = 0
+    news_cut: int = 0
+    news_chars_cut: int = 0
     items_dropped: int = 0
     dropped_chars: int = 0
     items_cut: int = 0
@@ -93,7 +102,7 @@ class BudgetReport:
     @property
     def chars_cut(self) -> int:
         """All characters removed by the budget."""
-        return self.patch_chars_cut + self.body_chars_cut + self.dropped_chars
+        return self.patch_chars_cut + self.body_chars_cut + self.news_chars_cut + self.dropped_chars
 
     @property
     def cut_anything(self) -> bool:
@@ -107,6 +116,10 @@ class BudgetReport:
             parts.append(f"{self.patches_cut} 处 diff 片段（{self.patch_chars_cut:,} 字符）")
         if self.bodies_cut:
             parts.append(f"{self.bodies_cut} 段正文/说明（{self.body_chars_cut:,} 字符）")
+        if self.news_cut:
+            parts.append(
+                f"{self.news_cut} 段 changelog/README 新增内容（{self.news_chars_cut:,} 字符）"
+            )
         if self.items_dropped:
             parts.append(f"{self.items_dropped} 个已由 PR 覆盖的 commit 条目")
         if not parts:
@@ -168,7 +181,9 @@ class _Cutter:
     def _bump(self, key: str, value: int) -> None:
         self.counts[key] = self.counts.get(key, 0) + value
 
-    def cut_field(self, attr: Literal["body", "patch"], pick: Callable[[Item], bool]) -> None:
+    def cut_field(
+        self, attr: Literal["body", "patch", "news"], pick: Callable[[Item], bool]
+    ) -> None:
         """Shrink `attr` of the picked items to a common cap so the total fits, if it can."""
         excess = self.excess()
         chosen = [i for i, it in enumerate(self.items) if pick(it) and getattr(it, attr)]
@@ -183,9 +198,12 @@ class _Cutter:
             item = self.items[index]
             old: str = getattr(item, attr)
             new = truncate_to_tokens(old, cap) if cap >= _MIN_KEPT_TOKENS else ""
-            self.items[index] = (
-                replace(item, body=new) if attr == "body" else replace(item, patch=new)
-            )
+            if attr == "body":
+                self.items[index] = replace(item, body=new)
+            elif attr == "patch":
+                self.items[index] = replace(item, patch=new)
+            else:
+                self.items[index] = replace(item, news=new)
             self._bump(f"{attr}_cut", 1)
             self._bump(f"{attr}_chars", len(old) - len(new.removesuffix(TRUNCATION_MARK)))
             self.touched.add(index)
@@ -201,8 +219,9 @@ class _Cutter:
             if not item.droppable:
                 continue
             self._bump("dropped", 1)
-            self._bump("dropped_chars", len(item.header) + len(item.body) + len(item.patch))
-            self.items[index] = replace(item, header="", body="", patch="")
+            chars = len(item.header) + len(item.body) + len(item.patch) + len(item.news)
+            self._bump("dropped_chars", chars)
+            self.items[index] = replace(item, header="", body="", patch="", news="")
             self.touched.add(index)
             if "items" not in self.kinds:
                 self.kinds.append("items")
@@ -213,10 +232,12 @@ def _has_body_rank(rank: int) -> Callable[[Item], bool]:
 
 
 def fit(items: Sequence[Item], budget: int) -> BudgetReport:
-    """Cut patches, then bodies, then droppable items until `items` fit `budget` tokens."""
+    """Cut patches, bodies, news, release notes, then droppable items until `items` fit."""
     cutter = _Cutter(items=list(items), budget=budget)
     cutter.cut_field("patch", lambda item: True)
-    for rank in sorted(set(_BODY_RANK.values())):
+    for rank in sorted({*_BODY_RANK.values(), _NEWS_RANK}):
+        if rank == _NEWS_RANK:
+            cutter.cut_field("news", lambda item: True)
         cutter.cut_field("body", _has_body_rank(rank))
     cutter.drop_items()
     kept = tuple(item for item in cutter.items if item.header)
@@ -229,6 +250,8 @@ def fit(items: Sequence[Item], budget: int) -> BudgetReport:
         patch_chars_cut=counts.get("patch_chars", 0),
         bodies_cut=counts.get("body_cut", 0),
         body_chars_cut=counts.get("body_chars", 0),
+        news_cut=counts.get("news_cut", 0),
+        news_chars_cut=counts.get("news_chars", 0),
         items_dropped=counts.get("dropped", 0),
         dropped_chars=counts.get("dropped_chars", 0),
         items_cut=len(cutter.touched),

@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from typing import Any, NamedTuple
 
@@ -148,14 +148,26 @@ class Composer:
         self._token_budget = token_budget
         self._concurrency = max(1, concurrency)
 
-    async def compose(self, activity: DayActivity, repos: Sequence[str]) -> Digest:
-        """The digest of `activity` for `repos` (in that order), with a summary of that set."""
+    async def compose(
+        self,
+        activity: DayActivity,
+        repos: Sequence[str],
+        *,
+        on_section: Callable[[Section], None] | None = None,
+    ) -> Digest:
+        """The digest of `activity` for `repos` (in that order), with a summary of that set.
+
+        `on_section` is called as each section is written (progress on a terminal).
+        """
         limit = asyncio.Semaphore(self._concurrency)
         chosen = [activity.repo(repo) or RepoActivity.failed(repo, NOT_COLLECTED) for repo in repos]
 
         async def bounded(repo_activity: RepoActivity) -> Section:
             async with limit:
-                return await self.section(repo_activity, activity.day)
+                section = await self.section(repo_activity, activity.day)
+            if on_section is not None:
+                on_section(section)
+            return section
 
         sections = list(await asyncio.gather(*(bounded(a) for a in chosen)))
         summary, conclusion, summary_by, reason, usage, removed = await self._summary(
@@ -313,7 +325,7 @@ class Composer:
             return cached
         try:
             (summary, conclusion, removed), model, usage = await self._ask_summary(
-                self._llm, summary_messages(sections), allowed
+                self._llm, summary_messages(sections, activities), allowed
             )
         except AllModelsFailed as exc:
             log.warning("the summary was written without a model: %s", exc)

@@ -128,7 +128,8 @@ def mentioned_numbers(activity: RepoActivity) -> set[int]:
     texts += [pull.body for pull in (*activity.merged_pulls, *activity.opened_pulls)]
     texts += [issue.body for issue in activity.opened_issues]
     texts += [commit.message for commit in activity.commits]
-    return {number for text in texts if text for number in issue_refs(text, activity.repo)}
+    found = {number for text in texts if text for number in issue_refs(text, activity.repo)}
+    return found | {linked.number for linked in activity.linked_issues}
 
 
 def allowed_links(activity: RepoActivity) -> set[str]:
@@ -144,6 +145,7 @@ def allowed_links(activity: RepoActivity) -> set[str]:
     urls.update(pull.url for pull in activity.opened_pulls)
     urls.update(issue.url for issue in activity.opened_issues)
     urls.update(commit.url for commit in activity.commits)
+    urls.update(linked.url for linked in activity.linked_issues)
     return {_normalise_url(url) for url in urls if url}
 
 

@@ -9,18 +9,32 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from collectors.activity import Commit, Issue, PullRequest, Release, RepoActivity
+from collectors.activity import (
+    Commit,
+    FileChange,
+    Issue,
+    LinkedIssue,
+    PullRequest,
+    Release,
+    RepoActivity,
+)
+from collectors.files import Worth, added_lines, is_news, outline, strip_licence, value_order, worth
+from collectors.refs import issue_refs
+from summarizer.boilerplate import clean_description
 from summarizer.budget import BudgetReport, Item, estimate_tokens, fit, truncate_to_tokens
 from summarizer.digest import Section
 
 # Part of every cache key: change it whenever a prompt text or the rendering of data changes.
-PROMPT_VERSION = "2026-11-25.1"
+PROMPT_VERSION = "2026-11-29.1"
 
 DATA_LABEL = "untrusted-data"
 # Header lines list this many changed files per commit (the largest first); the rest are counted.
 MAX_FILES_LISTED = 20
+# A new file's patch longer than this shows its docstring and signatures instead of its first lines.
+NEW_FILE_PATCH_CHARS = 1500
 # Each section's share of the summary prompt, in estimated tokens.
 SUMMARY_SECTION_TOKENS = 1500
 
@@ -98,24 +112,47 @@ def _fields(*pairs: tuple[str, str]) -> str:
     return "\n".join(f"{name}: {value}" for name, value in pairs if value)
 
 
+def _description(text: str | None) -> str:
+    return clean_description(_clean(text))
+
+
 def _release_item(release: Release) -> Item:
+    tag, name = _clean(release.tag_name), _clean(release.name)
     header = _fields(
-        ("release", _clean(f"{release.tag_name} {release.name}")),
-        ("link", f"[{_clean(release.tag_name)}]({release.url})"),
-        ("prerelease", "yes" if release.prerelease else ""),
+        ("release", tag + (f" {name}" if name and name != tag else "")),
+        ("link", f"[{tag}]({release.url})"),
+        ("published", release.published_at.strftime("%Y-%m-%d %H:%M UTC")),
+        ("prerelease", "yes（预发布）" if release.prerelease else "no"),
     )
-    return Item("release", header, body=_clean(release.body))
+    return Item("release", header, body=_description(release.body))
 
 
-def _pull_item(pull: PullRequest, *, merged: bool) -> Item:
+@dataclass(frozen=True)
+class _Links:
+    """The day's linked issues of one repository, to name next to the numbers that cite them."""
+
+    repo: str
+    by_number: dict[int, LinkedIssue]
+
+    def line(self, text: str) -> str:
+        """`#N title` for each linked issue `text` mentions, so a bare number carries meaning."""
+        return "; ".join(
+            f"#{n} {_clean(self.by_number[n].title)}"
+            for n in issue_refs(text, self.repo)
+            if n in self.by_number
+        )
+
+
+def _pull_item(pull: PullRequest, linked: _Links, *, merged: bool) -> Item:
     header = _fields(
         ("merged PR" if merged else "opened PR", f"#{pull.number} {_clean(pull.title)}"),
         ("link", f"[#{pull.number}]({pull.url})"),
         ("author", _clean(pull.author)),
         ("size", _size(pull.additions, pull.deletions)),
         ("labels", ", ".join(_clean(label) for label in pull.labels)),
+        ("linked issues", linked.line(pull.body)),
     )
-    return Item("merged_pull" if merged else "opened_pull", header, body=_clean(pull.body))
+    return Item("merged_pull" if merged else "opened_pull", header, body=_description(pull.body))
 
 
 def _issue_item(issue: Issue) -> Item:
@@ -126,11 +163,51 @@ def _issue_item(issue: Issue) -> Item:
         ("labels", ", ".join(_clean(label) for label in issue.labels)),
         ("comments", str(issue.comments) if issue.comments else ""),
     )
-    return Item("issue", header, body=_clean(issue.body))
+    return Item("issue", header, body=_description(issue.body))
 
 
-def _commit_item(commit: Commit, covered: set[int]) -> Item:
-    files = sorted(commit.files, key=lambda f: f.additions + f.deletions, reverse=True)
+def _linked_item(issue: LinkedIssue) -> Item:
+    kind = "pull request" if issue.is_pull else "issue"
+    header = _fields(
+        (f"linked {kind}", f"#{issue.number} {_clean(issue.title)}"),
+        ("link", f"[#{issue.number}]({issue.url})"),
+    )
+    return Item("linked", header)
+
+
+def _file_patch(change: FileChange) -> str:
+    """A file's patch as the model should see it: no licence, new big files as an outline."""
+    patch = strip_licence(_clean(change.patch))
+    code = worth(change.filename) in (Worth.SOURCE, Worth.SUPPORT)
+    if code and change.status == "added" and len(patch) > NEW_FILE_PATCH_CHARS:
+        return outline(patch, NEW_FILE_PATCH_CHARS)
+    return patch
+
+
+def _news(files: list[FileChange]) -> str:
+    """The lines the commit adds to changelogs and READMEs, top-level files first, once each."""
+    blocks = []
+    seen: set[str] = set()
+    for change in files:
+        if not is_news(change.filename):
+            continue
+        # A README often repeats the changelog's entries word for word: show them once.
+        lines = [line for line in added_lines(_clean(change.patch)) if line.strip() not in seen]
+        seen.update(line.strip() for line in lines)
+        if lines:
+            blocks.append(f"--- {_clean(change.filename)} (added lines)\n" + "\n".join(lines))
+    return "\n".join(blocks)
+
+
+def _same_text(a: str, b: str) -> bool:
+    """True when two descriptions are the same text up to whitespace (a squash repeats its PR)."""
+    return " ".join(a.split()) == " ".join(b.split())
+
+
+def _commit_item(
+    commit: Commit, covered: set[int], linked: _Links, pull_bodies: dict[int, str]
+) -> Item:
+    files = sorted(commit.files, key=lambda f: value_order(f.filename, f.additions + f.deletions))
     listed = [f"{_clean(f.filename)} ({_size(f.additions, f.deletions)})" for f in files]
     more = len(listed) - MAX_FILES_LISTED
     file_line = ", ".join(listed[:MAX_FILES_LISTED]) + (f", … {more} more" if more > 0 else "")
@@ -141,23 +218,41 @@ def _commit_item(commit: Commit, covered: set[int]) -> Item:
         ("size", _size(commit.additions, commit.deletions)),
         ("files changed", str(commit.files_changed) if commit.files_changed else ""),
         ("files", file_line),
+        ("linked issues", linked.line(commit.message)),
     )
     # The message's first line is the title, already in the header.
     message = _clean(commit.message)
-    body = message.split("\n", 1)[1].strip() if "\n" in message else ""
-    patch = "\n".join(f"--- {_clean(f.filename)}\n{_clean(f.patch)}" for f in files if f.patch)
-    return Item("commit", header, body=body, patch=patch, droppable=commit.pull_number in covered)
+    body = clean_description(message.split("\n", 1)[1]) if "\n" in message else ""
+    if commit.pull_number is not None and _same_text(body, pull_bodies.get(commit.pull_number, "")):
+        body = ""  # the merged PR above carries the same description
+    shown = [
+        f
+        for f in files
+        if f.patch and not is_news(f.filename) and worth(f.filename) < Worth.NAME_ONLY
+    ]
+    patch = "\n".join(f"--- {_clean(f.filename)}\n{_file_patch(f)}" for f in shown)
+    return Item(
+        "commit",
+        header,
+        body=body,
+        patch=patch,
+        news=_news(files),
+        droppable=commit.pull_number in covered,
+    )
 
 
 def activity_items(activity: RepoActivity) -> list[Item]:
     """The prompt items of one repository-day, most important first (releases lead)."""
     covered = {pull.number for pull in activity.merged_pulls}
+    linked = _Links(activity.repo, {issue.number: issue for issue in activity.linked_issues})
+    pull_bodies = {pull.number: _description(pull.body) for pull in activity.merged_pulls}
     return [
         *(_release_item(r) for r in activity.releases),
-        *(_pull_item(p, merged=True) for p in activity.merged_pulls),
-        *(_pull_item(p, merged=False) for p in activity.opened_pulls),
+        *(_pull_item(p, linked, merged=True) for p in activity.merged_pulls),
+        *(_pull_item(p, linked, merged=False) for p in activity.opened_pulls),
         *(_issue_item(i) for i in activity.opened_issues),
-        *(_commit_item(c, covered) for c in activity.commits),
+        *(_commit_item(c, covered, linked, pull_bodies) for c in activity.commits),
+        *(_linked_item(i) for i in activity.linked_issues),
     ]
 
 
@@ -165,6 +260,8 @@ def _render_item(item: Item) -> str:
     parts = [item.header]
     if item.body:
         parts.append(f"body:\n{item.body}")
+    if item.news:
+        parts.append(f"changelog/README added lines:\n{item.news}")
     if item.patch:
         parts.append(f"patch:\n{item.patch}")
     return fence("\n".join(parts))
@@ -176,6 +273,7 @@ _GROUP_TITLES: dict[str, str] = {
     "opened_pull": "Opened pull requests（新开 PR）",
     "issue": "Opened issues（新 issue）",
     "commit": "Commits on the default branch（默认分支的 commit）",
+    "linked": "Linked issues and PRs（当天内容引用的 issue/PR，仅供理解上下文）",
 }
 
 
@@ -238,10 +336,37 @@ def _section_pair(section: Section | tuple[str, str]) -> tuple[str, str, bool]:
     return repo, markdown, False
 
 
-def summary_messages(sections: Sequence[Section | tuple[str, str]]) -> list[dict[str, str]]:
-    """The chat messages asking for the overall JSON summary of the given sections."""
+def _day_figures(activities: Sequence[RepoActivity]) -> str:
+    """Per-repository counts and the releases of the day, for the summary to quote exactly."""
+    lines = []
+    for activity in activities:
+        if activity.error is not None or activity.is_empty:
+            continue
+        totals = activity.totals
+        lines.append(
+            f"- {_clean(activity.repo)}：{totals.commits} 个 commit（+{totals.additions}/"
+            f"-{totals.deletions} 行），{len(activity.merged_pulls)} 个合并 PR，"
+            f"{len(activity.opened_pulls)} 个新 PR，{len(activity.opened_issues)} 个新 issue"
+        )
+        for release in activity.releases:
+            flag = "，预发布" if release.prerelease else ""
+            lines.append(
+                f"  - release {_clean(release.tag_name)}（{release.published_at:%Y-%m-%d}{flag}）："
+                f"[{_clean(release.tag_name)}]({release.url})"
+            )
+    return "\n".join(lines)
+
+
+def summary_messages(
+    sections: Sequence[Section | tuple[str, str]], activities: Sequence[RepoActivity] = ()
+) -> list[dict[str, str]]:
+    """The chat messages asking for the overall JSON summary of the sections (and day figures)."""
     quiet: list[str] = []
     blocks: list[str] = []
+    figures = _day_figures(activities)
+    if figures:
+        # Tag names are written by repository owners: data, so fenced like the sections.
+        blocks.append("当天各仓库统计与版本发布：\n" + fence(figures))
     for section in sections:
         repo, markdown, without_news = _section_pair(section)
         if without_news or not markdown.strip():

@@ -1,7 +1,8 @@
 """Sections and summary written from the data alone, in Chinese, when no model is available.
 
 Deterministic and complete: every release and every merged PR of the day is listed and linked
-(merged PRs grouped by area), then new PRs, new issues, commits no merged PR covers, and the
+(merged PRs grouped by area; a release or a sync without a description gets the changelog lines
+the day added as its points), then new PRs, new issues, commits no merged PR covers, and the
 day's totals. Titles, labels, names and logins are plain text written by GitHub users: they are
 escaped (`escape_markdown_text`) so that they read literally; release notes are Markdown and kept
 as such. The composer passes the result through the guard like any model text.
@@ -14,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from collectors.activity import Commit, PullRequest, Release, RepoActivity
+from collectors.files import added_lines, is_news, value_order
+from summarizer.boilerplate import clean_description
 from summarizer.digest import NO_UPDATES, Section
 from summarizer.guard import escape_markdown_text
 
@@ -173,6 +176,33 @@ def area_of(pull: PullRequest, commits: Sequence[Commit]) -> _Area:
     return _Area("", OTHER_AREA, "")
 
 
+def news_points(commits: Sequence[Commit], limit: int = MAX_RELEASE_LINES) -> list[str]:
+    """The top-level entries the commits add to changelogs/READMEs, once each, as plain text."""
+    points: list[str] = []
+    seen: set[str] = set()
+    for commit in commits:
+        news = [f for f in commit.files if is_news(f.filename) and f.patch]
+        news.sort(key=lambda f: value_order(f.filename, f.additions + f.deletions))
+        for change in news:
+            for line in added_lines(change.patch):
+                # Nested entries (deeper indentation) detail the ones above them.
+                if len(line) - len(line.lstrip()) >= 4:
+                    continue
+                text = re.sub(r"^[-*+#>\s]+", "", line).strip()
+                key = text.lower()
+                if not text or set(text) <= set("-=*_|:") or key in seen:
+                    continue
+                seen.add(key)
+                points.append(text)
+                if len(points) == limit:
+                    return points
+    return points
+
+
+def _point_lines(points: Sequence[str], indent: str) -> list[str]:
+    return [f"{indent}- {_plain(point)}" for point in points]
+
+
 def _pull_line(pull: PullRequest, prefix: str = "") -> str:
     title = pull.title[len(prefix) :] if prefix and pull.title.startswith(prefix) else pull.title
     author = _plain(pull.author) if pull.author else ""
@@ -213,12 +243,31 @@ def _merged_lines(activity: RepoActivity) -> list[str]:
         groups.values(), key=lambda group: (group[0].title == OTHER_AREA, -len(group[1]))
     )
     lines = [f"**已合并 PR（{len(activity.merged_pulls)} 个）**"]
+
+    def points(pull: PullRequest, indent: str) -> list[str]:
+        # A sync without a description says what it brings in its changelog.
+        if clean_description(pull.body):
+            return []
+        mine = [c for c in activity.commits if c.pull_number == pull.number]
+        return _point_lines(news_points(mine), indent)
+
     if len(ordered) == 1 and ordered[0][0].title == OTHER_AREA:
-        return lines + [f"- {_pull_line(pull)}" for pull in ordered[0][1]]
+        for pull in ordered[0][1]:
+            lines += [f"- {_pull_line(pull)}", *points(pull, "  ")]
+        return lines
     for area, pulls in ordered:
         lines.append(f"- **{area.title}**")
-        lines.extend(f"  - {_pull_line(pull, area.prefix)}" for pull in pulls)
+        for pull in pulls:
+            lines += [f"  - {_pull_line(pull, area.prefix)}", *points(pull, "    ")]
     return lines
+
+
+def _commit_points(commit: Commit) -> str:
+    """Changelog points of a commit whose message has no description (a sync, a version bump)."""
+    body = commit.message.split("\n", 1)[1] if "\n" in commit.message else ""
+    if clean_description(body):
+        return ""
+    return "".join("\n" + line for line in _point_lines(news_points([commit]), "  "))
 
 
 def _capped(title: str, entries: Sequence[str], noun: str) -> list[str]:
@@ -251,6 +300,8 @@ def structured_section(activity: RepoActivity) -> str:
         release_lines = [f"**版本发布（{len(activity.releases)} 个）**"]
         for release in activity.releases:
             release_lines += _release_lines(release)
+            if not clean_description(release.body):
+                release_lines += _point_lines(news_points(activity.commits), "  ")
         blocks.append(release_lines)
     if activity.merged_pulls:
         blocks.append(_merged_lines(activity))
@@ -260,6 +311,7 @@ def structured_section(activity: RepoActivity) -> str:
         entries = [
             f"[{c.sha[:7]}]({c.url}) {_plain(c.title)}"
             + (f"（{_size(c.additions, c.deletions)}）" if c.additions is not None else "")
+            + _commit_points(c)
             for c in loose
         ]
         blocks.append(_capped("其他 commit", entries, " commit"))

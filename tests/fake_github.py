@@ -10,7 +10,8 @@
 It serves `GET /repos/{o}/{r}`, `/commits` (since/until on the committer date, per_page/page),
 `/commits/{sha}` (files paged 300 at a time), `/compare/{base}...{head}` (synthesised from the
 commit details along first parents; its files sum the commits' files), `/issues` (state, since on
-updated_at, sort/direction), `/pulls`, `/releases` and `/rate_limit`, each with `Link` pagination,
+updated_at, sort/direction), `/issues/{number}`, `/pulls`, `/releases` and `/rate_limit`, each with
+`Link` pagination,
 `ETag`/`If-None-Match` → 304 (not counted against the limit), and `X-RateLimit-*` headers. Faults:
 a secondary rate limit (403 + Retry-After), 5xx, malformed JSON, a wrong token (401), an exhausted
 primary limit (403 with X-RateLimit-Remaining: 0), unknown repositories (404), added latency.
@@ -520,6 +521,12 @@ class FakeGitHub:
             return _compare(repo, rest.removeprefix("/compare/"))
         if rest == "/issues":
             return self._page(request, _filter_issues(repo.issues, query))
+        if rest.startswith("/issues/") and rest.removeprefix("/issues/").isdigit():
+            number = int(rest.removeprefix("/issues/"))
+            found = next((i for i in repo.issues if i.get("number") == number), None)
+            if found is None:
+                return _Reply(404, {"message": "Not Found", "documentation_url": _DOCS})
+            return _Reply(200, found)
         if rest == "/pulls":
             state = query.get("state", "open")
             pulls = [p for p in repo.pulls if state == "all" or p.get("state") == state]
