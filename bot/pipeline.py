@@ -83,6 +83,8 @@ def make_github(settings: Settings, cache: KeyValueCache | None) -> GitHubClient
         cache,
         concurrency=settings.github_concurrency,
         timeout=settings.github_timeout,
+        graphql_url=settings.github_graphql_url,
+        collector=settings.github_collector,
     )
 
 
@@ -241,9 +243,16 @@ class Pipeline:
                 self._store, self._github.rate_limit_remaining, self._github.rate_limit_reset
             )
         digest = await self._composer.compose(activity, repos)
-        await self._store.save_digest(digest, activity)
+        incomplete = [repo.repo for repo in activity.repos if not repo.complete]
+        if incomplete:
+            # A listing stopped at its cap: the day is served now but never archived as
+            # complete, so the next request (or a backfill) collects it again.
+            log.warning("%s: not archived, incomplete for %s", day, ", ".join(incomplete))
+        else:
+            await self._store.save_digest(digest, activity)
         # Run records are shown to operators (`/status`): no token or account id may reach them.
         errors = [redact(error) for error in run_errors(activity, digest)]
+        errors += [f"collect {repo}: incomplete, not archived" for repo in incomplete]
         await self._store.record_run(day, errors, started_at=started)
         for error in errors:
             log.warning("%s: %s", day, error)

@@ -108,6 +108,9 @@ class RepoActivity(_Frozen):
     commits: list[Commit] = Field(default_factory=list)
     totals: Totals = Field(default_factory=Totals)
     truncated: list[str] = Field(default_factory=list)
+    # False when a listing stopped at a cap, so items of the day may be missing: such a day is
+    # served but never archived as complete (see bot.pipeline).
+    complete: bool = True
 
     @property
     def is_empty(self) -> bool:
