@@ -314,6 +314,7 @@ class GitHubClient:
             except httpx.TransportError as exc:
                 raise _Retryable(f"POST {short}: {type(exc).__name__}") from None
         self.stats.graphql_requests += 1
+        self._note_graphql_headers(response)
         if response.status_code != 200:
             failure = self._failure(short, response)
             if isinstance(failure, _Retryable) or failure.status == 401:
@@ -333,6 +334,15 @@ class GitHubClient:
         if not isinstance(data, dict):
             raise GraphQLError(f"GitHub sent no data for {short}")
         return data
+
+    def _note_graphql_headers(self, response: httpx.Response) -> None:
+        """The GraphQL budget from the headers (the only source on an error answer)."""
+        remaining = response.headers.get("X-RateLimit-Remaining")
+        reset = response.headers.get("X-RateLimit-Reset")
+        if remaining is not None and remaining.isdigit():
+            self.graphql_remaining = int(remaining)
+        if reset is not None and reset.isdigit():
+            self.graphql_reset = float(reset)
 
     def _note_graphql_limit(self, data: Any) -> None:
         """Remember `rateLimit {cost remaining resetAt}` of an answer."""
