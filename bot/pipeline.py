@@ -74,8 +74,10 @@ def file_cache(settings: Settings) -> FileCache:
     return FileCache(Path(settings.cache_dir) / "cache.sqlite3")
 
 
-def make_github(settings: Settings, cache: KeyValueCache | None) -> GitHubClient:
-    """A GitHub client configured from the settings."""
+def make_github(
+    settings: Settings, cache: KeyValueCache | None, *, max_rate_limit_wait: float = 900.0
+) -> GitHubClient:
+    """A GitHub client configured from the settings (waits up to `max_rate_limit_wait` s)."""
     token = settings.github_token.get_secret_value() if settings.github_token else None
     return GitHubClient(
         settings.github_api_url,
@@ -83,6 +85,7 @@ def make_github(settings: Settings, cache: KeyValueCache | None) -> GitHubClient
         cache,
         concurrency=settings.github_concurrency,
         timeout=settings.github_timeout,
+        max_rate_limit_wait=max_rate_limit_wait,
         graphql_url=settings.github_graphql_url,
         collector=settings.github_collector,
     )

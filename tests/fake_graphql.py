@@ -18,6 +18,7 @@ against `points_left`; an over-budget query gets GitHub's RATE_LIMITED error.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -164,8 +165,9 @@ class QueryLog:
 class FakeGraphQL:
     """The stand-in server over a FakeGitHub's repositories; an async context manager."""
 
-    def __init__(self, source: FakeGitHub, *, points: int = 5000) -> None:
+    def __init__(self, source: FakeGitHub, *, points: int = 5000, delay: float = 0.0) -> None:
         self.source = source
+        self.delay = delay
         self.limit = points
         self.points_left = points
         self.reset_at = datetime.fromtimestamp(int(time.time()) + 3600, UTC)
@@ -226,6 +228,8 @@ class FakeGraphQL:
     # serving
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         try:
             body = await request.json()
             query, variables = str(body["query"]), dict(body.get("variables") or {})
