@@ -6,7 +6,9 @@ requests merged and opened and the issues opened in the window (search by exact 
 day months back costs what yesterday costs), and the newest releases. The window's history is
 asked as `HISTORY_SLICES` aliased slices of up to 100 commits each, so a 300-commit day is still
 one request; only a slice, search or release list that overflows its page is paged on, in
-follow-up queries that carry nothing else (`@include`).
+follow-up queries that carry nothing else (`@include`) and ask exactly the number of results
+the search said remain. The first page of each search is kept small (its labels are a nested
+connection, which GitHub charges per node asked), so a quiet day costs 1 point.
 
 Totals are the sums of per-commit stats, exactly as on the REST path. `files_changed` is the sum
 of per-commit changed-file counts (GraphQL gives no file names), and commits carry no file list.
@@ -64,9 +66,11 @@ def build_query(slices: int = HISTORY_SLICES) -> str:
     )
     return f"""query RepoDay($owner: String!, $name: String!, {history_vars},
   $withHistory: Boolean!, $withReleases: Boolean!, $releasesAfter: String,
-  $merged: String!, $withMerged: Boolean!, $mergedAfter: String,
+  $merged: String!, $withMerged: Boolean!, $mergedAfter: String, $mergedFirst: Int!,
   $openedPulls: String!, $withOpenedPulls: Boolean!, $openedPullsAfter: String,
-  $openedIssues: String!, $withOpenedIssues: Boolean!, $openedIssuesAfter: String) {{
+  $openedPullsFirst: Int!,
+  $openedIssues: String!, $withOpenedIssues: Boolean!, $openedIssuesAfter: String,
+  $openedIssuesFirst: Int!) {{
   rateLimit {{ cost remaining resetAt }}
   repository(owner: $owner, name: $name) {{
     defaultBranchRef @include(if: $withHistory) {{
@@ -81,15 +85,15 @@ def build_query(slices: int = HISTORY_SLICES) -> str:
                author {{ login }} }}
     }}
   }}
-  merged: search(type: ISSUE, query: $merged, first: {MERGED_PAGE}, after: $mergedAfter)
+  merged: search(type: ISSUE, query: $merged, first: $mergedFirst, after: $mergedAfter)
     @include(if: $withMerged) {{
     issueCount pageInfo {{ hasNextPage endCursor }} nodes {{ {_PULL} }}
   }}
-  openedPulls: search(type: ISSUE, query: $openedPulls, first: {OPENED_PAGE},
+  openedPulls: search(type: ISSUE, query: $openedPulls, first: $openedPullsFirst,
     after: $openedPullsAfter) @include(if: $withOpenedPulls) {{
     issueCount pageInfo {{ hasNextPage endCursor }} nodes {{ {_PULL} }}
   }}
-  openedIssues: search(type: ISSUE, query: $openedIssues, first: {OPENED_PAGE},
+  openedIssues: search(type: ISSUE, query: $openedIssues, first: $openedIssuesFirst,
     after: $openedIssuesAfter) @include(if: $withOpenedIssues) {{
     issueCount pageInfo {{ hasNextPage endCursor }} nodes {{ {_ISSUE} }}
   }}
@@ -181,15 +185,24 @@ class _Release(_Node):
 
 @dataclass
 class _Cursor:
-    """One paged connection: whether to ask for it next time, and after which cursor."""
+    """One paged connection: whether to ask for it next time, after which cursor, how many."""
 
     wanted: bool = True
     after: str | None = None
+    first: int = 100
+    seen: int = 0
 
     def advance(self, connection: dict[str, Any] | None) -> None:
-        info = (connection or {}).get("pageInfo") or {}
+        connection = connection or {}
+        info = connection.get("pageInfo") or {}
         self.wanted = bool(info.get("hasNextPage"))
         self.after = info.get("endCursor")
+        self.seen += len(connection.get("nodes") or [])
+        count = connection.get("issueCount")
+        if isinstance(count, int):
+            # A search says how many remain: ask for exactly those (a connection nested under
+            # `first` nodes costs `first` requests, so a smaller page is a cheaper query).
+            self.first = max(1, min(100, count - self.seen))
 
 
 @dataclass
@@ -280,7 +293,9 @@ class GraphQLDay:
         owner, name = self._repo.split("/", 1)
         bounds = slice_bounds(self._window)
         history = [_Cursor() for _ in bounds]
-        merged, opened_pulls, opened_issues, releases = _Cursor(), _Cursor(), _Cursor(), _Cursor()
+        merged = _Cursor(first=MERGED_PAGE)
+        opened_pulls, opened_issues = _Cursor(first=OPENED_PAGE), _Cursor(first=OPENED_PAGE)
+        releases = _Cursor()
         gathered = _Gathered()
         span = search_range(self._window.start, self._window.end)
         base = f"repo:{self._repo}"
@@ -296,12 +311,15 @@ class GraphQLDay:
                 "merged": f"{base} is:pr is:merged merged:{span}",
                 "withMerged": merged.wanted,
                 "mergedAfter": merged.after,
+                "mergedFirst": merged.first,
                 "openedPulls": f"{base} is:pr created:{span}",
                 "withOpenedPulls": opened_pulls.wanted,
                 "openedPullsAfter": opened_pulls.after,
+                "openedPullsFirst": opened_pulls.first,
                 "openedIssues": f"{base} is:issue created:{span}",
                 "withOpenedIssues": opened_issues.wanted,
                 "openedIssuesAfter": opened_issues.after,
+                "openedIssuesFirst": opened_issues.first,
             }
             for i, ((since, until), cursor) in enumerate(zip(bounds, history, strict=True)):
                 variables |= {

@@ -386,9 +386,8 @@ class FakeGraphQL:
         hits: list[Json] = []
         if repo is not None and type == "ISSUE":
             for item in repo.issues:
-                node = _search_node(repo, item)
-                if _matches(node, terms):
-                    hits.append(node)
+                if _matches(item, terms):
+                    hits.append(_search_node(repo, item))
         hits.sort(key=lambda n: n["number"], reverse=True)
         page = _page(hits, first, after)
         return {"issueCount": len(hits), "pageInfo": page["pageInfo"], "nodes": page["nodes"]}
@@ -415,17 +414,19 @@ def parse_search(query: str) -> dict[str, Any]:
     return terms
 
 
-def _matches(node: Json, terms: dict[str, Any]) -> bool:
+def _matches(item: Json, terms: dict[str, Any]) -> bool:
+    """Whether an issues-listing item answers the parsed search."""
     kinds: set[str] = terms["is"]
-    if "pr" in kinds and node["__typename"] != "PullRequest":
+    ref = item.get("pull_request")
+    if "pr" in kinds and ref is None:
         return False
-    if "issue" in kinds and node["__typename"] != "Issue":
+    if "issue" in kinds and ref is not None:
         return False
-    if "merged" in kinds and not node.get("mergedAt"):
+    merged_at = (ref or {}).get("merged_at")
+    if "merged" in kinds and not merged_at:
         return False
-    for key, field_name in (("merged", "mergedAt"), ("created", "createdAt")):
+    for key, value in (("merged", merged_at), ("created", item.get("created_at"))):
         if key in terms:
-            value = node.get(field_name)
             low, high = terms[key]
             # Both ends inclusive, to the second, as at GitHub.
             if value is None or not low <= _when(value) <= high:
