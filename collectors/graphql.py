@@ -232,13 +232,18 @@ def _git_time(instant: datetime) -> str:
 
 
 def slice_bounds(window: DayWindow, slices: int = HISTORY_SLICES) -> list[tuple[str, str]]:
-    """Each history slice's (since, until); `until` is inclusive, so it stops a second short."""
+    """Each history slice's (since, until), touching end to end.
+
+    Whether GitHub's `until` includes its own second is not documented, so each slice reaches
+    the next one's start: a commit on a boundary second may come twice (kept once, by SHA) and
+    the window's own end is cut by `DayWindow.contains`.
+    """
     step = (window.end - window.start) / slices
     bounds = []
     for i in range(slices):
         start = window.start + step * i
         end = window.end if i == slices - 1 else window.start + step * (i + 1)
-        bounds.append((_git_time(start), _git_time(end - timedelta(seconds=1))))
+        bounds.append((_git_time(start), _git_time(end)))
     return bounds
 
 

@@ -330,3 +330,28 @@ async def test_recorded_merged_pull_carries_its_commit_and_size(recorded_day: Pa
     assert pr.merge_commit_sha == only.sha
     assert (pr.additions, pr.deletions) == (13228, 1474)
     assert only.files_changed is not None and only.files_changed > 0
+
+
+async def test_collector_settings_reach_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.pipeline import make_github
+    from bot.settings import SettingsError, load_settings
+
+    async def path() -> tuple[str, str, bool]:
+        async with make_github(load_settings(), None) as github:
+            return github.collector, github.graphql_url, github.uses_graphql
+
+    monkeypatch.setenv("GITHUB_COLLECTOR", "rest")
+    monkeypatch.setenv("GITHUB_GRAPHQL_URL", "http://127.0.0.1:9/graphql")
+    monkeypatch.setenv("GITHUB_TOKEN", "tok")
+    assert await path() == ("rest", "http://127.0.0.1:9/graphql", False)
+    monkeypatch.setenv("GITHUB_COLLECTOR", "auto")
+    assert (await path())[2]
+    monkeypatch.delenv("GITHUB_TOKEN")
+    assert not (await path())[2]  # GitHub's GraphQL needs a token
+    monkeypatch.setenv("GITHUB_COLLECTOR", "fast")
+    with pytest.raises(SettingsError, match="GITHUB_COLLECTOR"):
+        load_settings()
+    monkeypatch.setenv("GITHUB_COLLECTOR", "graphql")
+    monkeypatch.setenv("GITHUB_GRAPHQL_URL", "ftp://x")
+    with pytest.raises(SettingsError, match="GITHUB_GRAPHQL_URL"):
+        load_settings()
