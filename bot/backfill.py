@@ -3,8 +3,9 @@
 Each day goes through the pipeline's one door (`Pipeline.day`: collect, write, archive), so a
 backfilled day is exactly what a posted day would be, and `/digest`, `/weekly`, the site and the
 feed read it from the archive. A day already archived whole is skipped, so a rerun after a kill
-only does what is left; a day archived with a failed repository, or not archived because a
-listing was cut (see `RepoActivity.complete`), is done again. The GitHub client waits out rate
+only does what is left; a day archived with a failed repository or without one of the
+repositories asked for, or not archived because a listing was cut (`RepoActivity.complete`), is
+done again. The GitHub client waits out rate
 limits; the model client is paced by its own limiter.
 """
 
@@ -74,9 +75,14 @@ def days_between(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def is_whole(activity: DayActivity | None) -> bool:
-    """True when an archived day needs no redoing: every repository collected and complete."""
-    return activity is not None and all(r.error is None and r.complete for r in activity.repos)
+def is_whole(activity: DayActivity | None, repos: Sequence[str]) -> bool:
+    """True when an archived day needs no redoing: it covers `repos`, each collected whole."""
+    if activity is None:
+        return False
+    present = {r.repo.lower() for r in activity.repos}
+    return all(repo.lower() in present for repo in repos) and all(
+        r.error is None and r.complete for r in activity.repos
+    )
 
 
 async def backfill(
@@ -93,13 +99,14 @@ async def backfill(
     started = time.monotonic()
     before = (github.stats.requests, github.stats.graphql_requests, github.stats.graphql_points)
     queue = sorted(set(days))
+    repos = await pipeline.repos()
     if progress is not None:
         progress.start(len(queue))
 
     async def worker() -> None:
         while queue:
             day = queue.pop(0)  # oldest first: workers take days in order
-            outcome = await _one_day(pipeline, store, day, result)
+            outcome = await _one_day(pipeline, store, day, repos, result)
             result.outcomes[day] = outcome
             if progress is not None:
                 progress.day(day, outcome, github)
@@ -116,14 +123,18 @@ async def backfill(
     return result
 
 
-async def _one_day(pipeline: Pipeline, store: Store, day: date, result: BackfillResult) -> str:
+async def _one_day(
+    pipeline: Pipeline, store: Store, day: date, repos: Sequence[str], result: BackfillResult
+) -> str:
     archived = await store.load_digest(day) is not None
     activity = await store.load_activity(day) if archived else None
-    if archived and is_whole(activity):
+    if archived and is_whole(activity, repos):
         return SKIPPED
     try:
         if archived:
-            await pipeline.regenerate(day)  # archived with a failed repository: try it again
+            # Archived with a failed repository, or without one asked for now: write it again
+            # (repositories already collected come from the cache).
+            await pipeline.regenerate(day)
         else:
             await pipeline.day(day)
     except Exception as exc:

@@ -114,6 +114,17 @@ async def test_backfill_of_chosen_repositories_covers_only_them(world: World) ->
     finally:
         await store.close()
 
+    # A later backfill of every repository redoes that day; the one collected is not asked again.
+    full = await run_backfill(world.settings, FIRST, FIRST, None, model=False)
+    assert full.outcomes == {FIRST: DONE}
+    assert full.graphql_queries == 1
+    store = await Store.open(world.settings.database_url)
+    try:
+        activity = await store.load_activity(FIRST)
+        assert activity is not None and [r.repo for r in activity.repos] == REPOS
+    finally:
+        await store.close()
+
 
 def _runs_per_day(db: str) -> dict[str, int]:
     with sqlite3.connect(db) as conn:
