@@ -69,6 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     site.add_argument("--title", help="site title")
     site.add_argument("--full", action="store_true", help="rewrite every page")
 
+    backfill = sub.add_parser(
+        "backfill", help="archive past days (oldest first; a rerun skips archived days)"
+    )
+    backfill.add_argument("--from", dest="first", required=True, help="first day, YYYY-MM-DD")
+    backfill.add_argument("--to", dest="last", required=True, help="last day, YYYY-MM-DD")
+    backfill.add_argument(
+        "--repo", action="append", default=[], help="owner/name or unique short name (repeatable)"
+    )
+    backfill.add_argument(
+        "--no-model", action="store_true", help="write the digests from the data, without a model"
+    )
+    backfill.add_argument(
+        "--concurrency", type=int, default=2, help="days collected at once (default 2)"
+    )
+
     serve = sub.add_parser("serve", help="serve the built archive locally")
     serve.add_argument("-d", "--dir", default="site", help="the built site (default: site)")
     serve.add_argument("--host", default="127.0.0.1")
@@ -258,6 +273,42 @@ async def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return await app.serve(Path(args.dir), args.host, args.port)
 
 
+async def _cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    first = _past_day("--from", args.first, settings)
+    last = _past_day("--to", args.last, settings)
+    if first > last:
+        raise UsageError(f"--from {first} is after --to {last}")
+    if not 1 <= args.concurrency <= 16:
+        raise UsageError(f"--concurrency: {args.concurrency} is not between 1 and 16")
+    repos = pick_repos(args.repo, settings) if args.repo else None
+    from bot.backfill import progress_for, run_backfill, summary
+
+    result = await run_backfill(
+        settings,
+        first,
+        last,
+        repos,
+        model=not args.no_model,
+        concurrency=args.concurrency,
+        progress=progress_for(),
+    )
+    for day, error in sorted(result.errors.items()):
+        log.warning("%s: %s", day, redact(error))
+    print(summary(first, last, result))
+    return 0 if result.ok else 1
+
+
+def _past_day(flag: str, value: str, settings: Settings) -> date:
+    """A day that has ended in DIGEST_TIMEZONE (today is not over, so it cannot be archived)."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{flag}: {value!r} is not a date in YYYY-MM-DD form") from None
+    if day >= today(settings.digest_timezone):
+        raise UsageError(f"{flag}: {value} has not ended yet")
+    return day
+
+
 async def _cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     from bot.health import health
 
@@ -274,6 +325,7 @@ COMMANDS = {
     "health": _cmd_health,
     "site": _cmd_site,
     "serve": _cmd_serve,
+    "backfill": _cmd_backfill,
 }
 
 

@@ -92,8 +92,10 @@ def file_cache(settings: Settings) -> FileCache:
     return FileCache(Path(settings.cache_dir) / "cache.sqlite3")
 
 
-def make_github(settings: Settings, cache: KeyValueCache | None) -> GitHubClient:
-    """A GitHub client configured from the settings."""
+def make_github(
+    settings: Settings, cache: KeyValueCache | None, *, max_rate_limit_wait: float = 900.0
+) -> GitHubClient:
+    """A GitHub client configured from the settings (waits up to `max_rate_limit_wait` s)."""
     token = settings.github_token.get_secret_value() if settings.github_token else None
     return GitHubClient(
         settings.github_api_url,
@@ -101,6 +103,9 @@ def make_github(settings: Settings, cache: KeyValueCache | None) -> GitHubClient
         cache,
         concurrency=settings.github_concurrency,
         timeout=settings.github_timeout,
+        max_rate_limit_wait=max_rate_limit_wait,
+        graphql_url=settings.github_graphql_url,
+        collector=settings.github_collector,
     )
 
 
@@ -528,14 +533,21 @@ class Pipeline:
                     await self._store.put(ADDED_NAMESPACE, key, repo_activity.model_dump_json())
         self._remember_added(day, kept)
         digest = await self._composer.compose(activity, repos)
+        incomplete = [repo.repo for repo in activity.repos if not repo.complete]
         archived = await self._archived(day)
-        if archived is not None and not _collected(archived[1]) <= _collected(activity):
+        if incomplete:
+            # A listing stopped at its cap: the day is served now but never archived as
+            # complete, so the next request (or a backfill) collects it again.
+            log.warning("%s: not archived, incomplete for %s", day, ", ".join(incomplete))
+        elif archived is not None and not _collected(archived[1]) <= _collected(activity):
             # A retry that reached GitHub less well must not cost readers what was archived.
             log.warning("%s: keeping the archived digest; the new one collected less", day)
             return archived
-        await self._store.save_digest(digest, activity)
+        else:
+            await self._store.save_digest(digest, activity)
         # Run records are shown to operators (`/status`): no token or account id may reach them.
         errors = [redact(error) for error in run_errors(activity, digest)]
+        errors += [f"collect {repo}: incomplete, not archived" for repo in incomplete]
         await self._store.record_run(day, errors, started_at=started)
         for error in errors:
             log.warning("%s: %s", day, error)

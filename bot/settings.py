@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     github_api_url: str = "https://api.github.com"
     github_concurrency: int = Field(default=4, ge=1, le=64)
     github_timeout: float = Field(default=30.0, gt=0)
+    # GraphQL (needs a token) collects a day in ~1 query whatever its size; REST is the
+    # tokenless path and the fallback. auto: GraphQL when GITHUB_TOKEN is set.
+    github_graphql_url: str = "https://api.github.com/graphql"
+    github_collector: Literal["auto", "rest", "graphql"] = "auto"
 
     openrouter_api_key: SecretStr | None = None
     openrouter_base_url: str = "https://openrouter.ai/api/v1"
@@ -164,7 +168,9 @@ class Settings(BaseSettings):
             raise ValueError("expected 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value
 
-    @field_validator("github_api_url", "openrouter_base_url", "telegram_api_url")
+    @field_validator(
+        "github_api_url", "github_graphql_url", "openrouter_base_url", "telegram_api_url"
+    )
     @classmethod
     def _url(cls, value: str) -> str:
         if not re.match(r"^https?://", value):

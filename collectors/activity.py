@@ -120,6 +120,9 @@ class RepoActivity(_Frozen):
     # Added later: absent from older archived JSON, hence the default.
     linked_issues: list[LinkedIssue] = Field(default_factory=list)
     truncated: list[str] = Field(default_factory=list)
+    # False when a listing stopped at a cap, so items of the day may be missing: such a day is
+    # served but never archived as complete (see bot.pipeline).
+    complete: bool = True
 
     @property
     def is_empty(self) -> bool:

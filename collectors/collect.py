@@ -91,13 +91,16 @@ async def collect_day(
     stats = github.stats
     log.info(
         "collected %s (%s) for %d repositories: %d requests to GitHub, %d of them counted "
-        "against the rate limit (%d answered 304 Not Modified, free)",
+        "against the rate limit (%d answered 304 Not Modified, free); %d GraphQL queries "
+        "(%d points)",
         day,
         timezone,
         len(repos),
         stats.requests,
         stats.rate_limited,
         stats.not_modified,
+        stats.graphql_requests,
+        stats.graphql_points,
     )
     return DayActivity(
         day=day, timezone=timezone, window_utc=(window.start, window.end), repos=list(activities)
@@ -107,7 +110,20 @@ async def collect_day(
 async def collect_repo(
     github: GitHubClient, repo: str, window: DayWindow, *, limits: Limits = LIMITS
 ) -> RepoActivity:
-    """The activity of `repo` in `window`; any failure becomes `RepoActivity.failed`."""
+    """The activity of `repo` in `window`; any failure becomes `RepoActivity.failed`.
+
+    With a token (GITHUB_COLLECTOR=auto) or GITHUB_COLLECTOR=graphql the day is asked over
+    GraphQL; when GraphQL fails for the repository, the REST path below answers instead.
+    """
+    if github.uses_graphql:
+        # Imported here: the GraphQL collector reuses this module's limits and helpers.
+        from collectors.graphql import collect_repo_graphql
+
+        try:
+            return await collect_repo_graphql(github, repo, window, limits=limits)
+        except (GitHubError, ValidationError) as exc:
+            reason = str(exc) if isinstance(exc, GitHubError) else "unexpected response shape"
+            log.warning("GraphQL collection of %s failed (%s); using REST", repo, reason)
     try:
         return await _RepoDay(github, repo, window, limits).collect()
     except GitHubError as exc:
@@ -251,7 +267,7 @@ class _RepoDay:
         except ExceptionGroup as failed:
             # One listing's failure is the repository's (the others were cancelled).
             raise failed.exceptions[0] from None
-        issues = issues_task.result()
+        issues, issues_complete = issues_task.result()
         sized = await self._details(listing.result())
         commits = [self._commit(item) for item in sized]
         totals = await self._totals(sized)
@@ -274,6 +290,7 @@ class _RepoDay:
             totals=totals,
             linked_issues=linked,
             truncated=self._cuts.summary(self._limits),
+            complete=issues_complete,
         )
 
     # -- listings ---------------------------------------------------------------------------
@@ -296,7 +313,8 @@ class _RepoDay:
         found.sort(key=lambda pair: pair[1])
         return found
 
-    async def _list_issues(self) -> list[GhIssue]:
+    async def _list_issues(self) -> tuple[list[GhIssue], bool]:
+        """Issues and PRs updated since the window began; False when the page cap cut it."""
         paged = await self._github.paginate(
             f"{self._base}/issues",
             {"state": "all", "since": _iso(self._window.start)},
@@ -307,7 +325,7 @@ class _RepoDay:
                 f"issues and pull requests: listing stopped after {paged.pages} pages of items "
                 "updated since the day began; some opened or merged that day may be missing"
             )
-        return [GhIssue.model_validate(raw) for raw in paged.items]
+        return [GhIssue.model_validate(raw) for raw in paged.items], paged.complete
 
     async def _list_releases(self) -> list[Release]:
         start = self._window.start

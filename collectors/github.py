@@ -9,7 +9,9 @@ in flight. Errors are `GitHubError` with a one-line message that never contains 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import hashlib
 import json
 import logging
 import re
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 
 ETAG_NAMESPACE = "etag"
 PER_PAGE = 100
+GRAPHQL_URL = "https://api.github.com/graphql"
+COLLECTORS = ("auto", "rest", "graphql")
 _API_VERSION = "2022-11-28"
 _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="([^"]*)"')
 _SECONDARY = re.compile(r"secondary rate limit|abuse detection", re.IGNORECASE)
@@ -51,6 +55,10 @@ class GitHubError(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(" ".join(message.split()))
         self.status = status
+
+
+class GraphQLError(GitHubError):
+    """A GraphQL answer carrying `errors` (GitHub sends these with HTTP 200)."""
 
 
 class _Retryable(GitHubError):
@@ -71,6 +79,8 @@ class GitHubStats:
     cache_hits: int = 0
     retries: int = 0
     waited_seconds: float = 0.0
+    graphql_requests: int = 0
+    graphql_points: int = 0
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,8 @@ class GitHubClient:
         rate_limit_reserve: int = 2,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.time,
+        graphql_url: str = GRAPHQL_URL,
+        collector: str = "auto",
     ) -> None:
         headers = {
             "Accept": "application/vnd.github+json",
@@ -144,6 +156,14 @@ class GitHubClient:
         self.stats = GitHubStats()
         self.rate_limit_remaining: int | None = None
         self.rate_limit_reset: float | None = None
+        self.graphql_url = graphql_url
+        if collector not in COLLECTORS:
+            raise ValueError(f"collector must be one of {', '.join(COLLECTORS)}, not {collector!r}")
+        self.collector = collector
+        # GraphQL has its own budget in points (5,000/hour), read from `rateLimit` of each answer.
+        self.graphql_remaining: int | None = None
+        self.graphql_reset: float | None = None
+        self._graphql_lock = asyncio.Lock()
 
     async def __aenter__(self) -> GitHubClient:
         return self
@@ -155,6 +175,12 @@ class GitHubClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    @property
+    def uses_graphql(self) -> bool:
+        """True when days are collected over GraphQL (it needs a token; `auto` uses it then)."""
+        # GitHub answers GraphQL only with a token, so without one even `graphql` means REST.
+        return self.collector != "rest" and self._has_token
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -235,6 +261,159 @@ class GitHubClient:
             if max_pages is not None and pages >= max_pages:
                 return Paged(items, pages, complete=False)
             page = await self.get_page(self._same_origin(page.next_url))
+
+    async def graphql(
+        self,
+        query: str,
+        variables: Mapping[str, Any],
+        *,
+        reuse_fetched_after: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The `data` of a GraphQL query; errors raise GraphQLError (or GitHubError on HTTP).
+
+        An answer stored in the cache is served without asking when it was fetched after
+        `reuse_fetched_after` (e.g. after a day's window closed: the day cannot change since).
+        """
+        key = (
+            "graphql "
+            + hashlib.sha256(
+                json.dumps([query, dict(variables)], sort_keys=True).encode()
+            ).hexdigest()
+        )
+        if reuse_fetched_after is not None:
+            stored = await self._stored_graphql(key, reuse_fetched_after)
+            if stored is not None:
+                self.stats.cache_hits += 1
+                return stored
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_Retryable),
+            stop=stop_after_attempt(self._max_attempts),
+            wait=self._wait,
+            sleep=self._slept,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            data: dict[str, Any] = await retrying(self._graphql_attempt, query, variables)
+        except _Retryable as exc:
+            raise GitHubError(f"{exc} (gave up after {self._max_attempts} attempts)") from None
+        if self._cache is not None:
+            entry = {"fetched_at": self._clock(), "data": data}
+            await self._cache.put(ETAG_NAMESPACE, key, json.dumps(entry))
+        return data
+
+    async def _stored_graphql(self, key: str, fetched_after: datetime) -> dict[str, Any] | None:
+        if self._cache is None:
+            return None
+        raw = await self._cache.get(ETAG_NAMESPACE, key)
+        if raw is None:
+            return None
+        try:
+            entry = json.loads(raw)
+            fetched = float(entry["fetched_at"])
+            data = entry["data"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a corrupt cached GraphQL answer")
+            return None
+        if fetched < fetched_after.timestamp() or not isinstance(data, dict):
+            return None
+        return data
+
+    async def _graphql_attempt(self, query: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+        await self._respect_graphql_limit()
+        short = _short(self.graphql_url)
+        async with self._semaphore:
+            try:
+                response = await self._http.post(
+                    self.graphql_url, json={"query": query, "variables": dict(variables)}
+                )
+            except httpx.TimeoutException:
+                self.stats.graphql_requests += 1
+                raise _Retryable(f"POST {short}: timed out") from None
+            except httpx.TransportError as exc:
+                raise _Retryable(f"POST {short}: {type(exc).__name__}") from None
+        self.stats.graphql_requests += 1
+        self._note_graphql_headers(response)
+        if response.status_code != 200:
+            failure = self._failure(short, response)
+            if isinstance(failure, _Retryable) or failure.status == 401:
+                raise failure
+            raise GraphQLError(str(failure), failure.status)
+        try:
+            body = response.json()
+        except ValueError:
+            raise GraphQLError(f"GitHub sent malformed JSON for {short}", 200) from None
+        if not isinstance(body, dict):
+            raise GraphQLError(f"GitHub sent a {type(body).__name__}, not an object, for {short}")
+        data = body.get("data")
+        self._note_graphql_limit(data)
+        errors = body.get("errors")
+        if errors:
+            raise self._graphql_failure(errors)
+        if not isinstance(data, dict):
+            raise GraphQLError(f"GitHub sent no data for {short}")
+        return data
+
+    def _note_graphql_headers(self, response: httpx.Response) -> None:
+        """The GraphQL budget from the headers (the only source on an error answer)."""
+        remaining = response.headers.get("X-RateLimit-Remaining")
+        reset = response.headers.get("X-RateLimit-Reset")
+        if remaining is not None and remaining.isdigit():
+            self.graphql_remaining = int(remaining)
+        if reset is not None and reset.isdigit():
+            self.graphql_reset = float(reset)
+
+    def _note_graphql_limit(self, data: Any) -> None:
+        """Remember `rateLimit {cost remaining resetAt}` of an answer."""
+        limit = data.get("rateLimit") if isinstance(data, dict) else None
+        if not isinstance(limit, dict):
+            return
+        cost, remaining, reset = limit.get("cost"), limit.get("remaining"), limit.get("resetAt")
+        if isinstance(cost, int):
+            self.stats.graphql_points += cost
+        if isinstance(remaining, int):
+            self.graphql_remaining = remaining
+        if isinstance(reset, str):
+            with contextlib.suppress(ValueError):  # a malformed resetAt leaves the last known
+                self.graphql_reset = datetime.fromisoformat(
+                    reset.replace("Z", "+00:00")
+                ).timestamp()
+
+    def _graphql_failure(self, errors: Any) -> GitHubError:
+        """The first error of a GraphQL answer; RATE_LIMITED waits for `resetAt`, then retries."""
+        first = errors[0] if isinstance(errors, list) and errors else {}
+        kind = first.get("type") if isinstance(first, dict) else None
+        message = first.get("message") if isinstance(first, dict) else None
+        text = " ".join(str(message or "unknown error").split())[:200]
+        if kind == "RATE_LIMITED":
+            wait = max((self.graphql_reset or self._clock()) - self._clock(), 0.0) + 1.0
+            if wait > self._max_rate_limit_wait:
+                return GraphQLError(
+                    f"GitHub GraphQL rate limit: retry in {wait:.0f}s, longer than the "
+                    f"{self._max_rate_limit_wait:.0f}s this client waits"
+                )
+            self.graphql_remaining = None
+            return _Retryable(f"GraphQL rate limited ({text})", wait)
+        return GraphQLError(f"GitHub GraphQL error{f' {kind}' if kind else ''}: {text}")
+
+    async def _respect_graphql_limit(self) -> None:
+        """Wait for the reset when GraphQL points are nearly spent, rather than hit the limit."""
+        async with self._graphql_lock:
+            remaining, reset = self.graphql_remaining, self.graphql_reset
+            if remaining is None or reset is None or remaining > self._reserve:
+                return
+            delay = reset - self._clock() + 1.0
+            if delay <= 0:
+                return
+            if delay > self._max_rate_limit_wait:
+                raise GitHubError(
+                    f"GitHub GraphQL points nearly spent ({remaining} left) for {delay:.0f}s more"
+                )
+            log.warning(
+                "GitHub GraphQL: %d points left, waiting %.0fs for the reset", remaining, delay
+            )
+            await self._slept(delay)
+            self.graphql_remaining = None
 
     def _url(self, path: str, params: Params | None) -> str:
         target = path if "://" in path else self._base + path.lstrip("/")
