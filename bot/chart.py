@@ -55,6 +55,7 @@ FONT_DIRS: tuple[str, ...] = (
     "/System/Library/Fonts",
 )
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
+_REGULAR = frozenset({"Regular", "Book", "Normal", "Roman"})
 TREND_DAYS = 14
 DPI = 100
 WIDTH_IN = 12.0
@@ -151,8 +152,9 @@ def _font_files() -> Iterator[Path]:
 
 @functools.cache
 def installed_fonts() -> dict[str, tuple[str, int]]:
-    """Installed families → (file, face index), first file found wins (collections: every face)."""
+    """Installed families → (file, face index) of their regular face (collections: every face)."""
     found: dict[str, tuple[str, int]] = {}
+    regular: set[str] = set()
     for path in _font_files():
         index = 0
         while True:
@@ -160,9 +162,12 @@ def installed_fonts() -> dict[str, tuple[str, int]]:
                 face = ImageFont.truetype(str(path), 12, index=index)
             except (OSError, ValueError):
                 break  # past the last face of a collection, or not a font FreeType reads
-            family = face.getname()[0]
-            if family:
-                found.setdefault(family, (str(path), index))
+            family, style = face.getname()
+            # The upright regular face of a family, when there is one, not its bold or italic.
+            if family and (family not in found or (style in _REGULAR and family not in regular)):
+                found[family] = (str(path), index)
+                if style in _REGULAR:
+                    regular.add(family)
             if path.suffix.lower() not in (".ttc", ".otc"):
                 break
             index += 1
