@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
+from bot import metrics
 from bot.logs import redact
 from bot.pipeline import Pipeline, make_composer, make_github, make_llm
 from bot.senders import Sender
@@ -92,6 +93,8 @@ async def digest_pipeline(settings: Settings, store: Store) -> AsyncIterator[Pip
         log.info("OPENROUTER_API_KEY is not set: digests are written without a model")
     try:
         async with make_github(settings, store) as github:
+            metrics.watch_github(github)
+            metrics.watch_llm(llm)
             composer = make_composer(settings, llm, store)
             yield Pipeline(settings, store, github=github, composer=composer)
     finally:
@@ -146,6 +149,8 @@ async def run(
             weekly_llm = make_llm(settings)
             if weekly_llm is not None:
                 stack.push_async_callback(weekly_llm.aclose)
+            metrics.watch_llm(weekly_llm)
+            stack.callback(metrics.serve(settings.metrics_port).stop)
             service = CommandService(
                 settings, store, pipeline, clock=clock, llm=weekly_llm, cache=store
             )

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 
+from bot import metrics
 from bot.senders import ChatGone, RetryLater, Sender, photo_sender
 from bot.store import DAILY, Chat, DeliveryClaim, Store
 from collectors.activity import DayActivity
@@ -260,6 +261,7 @@ class _Broadcast:
         if chat is None or not chat.active:
             await self.store.mark_failed(claim, "chat is no longer subscribed", final=True)
             self.result.skipped += 1
+            metrics.delivery(claim.platform, "skipped")
             return
         if claim.attempts > self.o.max_attempts:
             await self._give_up(claim, "too many attempts (worker crashes?)")
@@ -308,6 +310,7 @@ class _Broadcast:
                 await self.store.deactivate(chat.platform, chat.chat_id, reason)
                 await self.store.mark_failed(claim, f"chat gone: {reason}", final=True)
                 self.result.deactivated += 1
+                metrics.delivery(chat.platform, "chat_gone")
                 log.info("chat %s:%s is gone, deactivated: %s", *chat.key, reason)
                 return
             except RetryLater as exc:
@@ -322,8 +325,10 @@ class _Broadcast:
                 return
             # Recorded first: the window in which a crash repeats a post stays as short as it can.
             marked = await self.store.mark_delivered(claim, [str(m) for m in message_ids])
+            metrics.delivery(chat.platform, "sent" if marked else "taken_over")
             if marked:
                 self.result.sent += 1
+                metrics.posted(self.day)
             else:
                 self.result.taken_over += 1
                 log.warning("delivery %s:%s was taken over while sending", *chat.key)
@@ -375,11 +380,13 @@ class _Broadcast:
         retry_at = self.o.clock() + timedelta(seconds=delay)
         await self.store.mark_failed(claim, error, final=False, retry_at=retry_at)
         self.result.retrying += 1
+        metrics.delivery(claim.platform, "retrying")
         log.warning("delivery %s:%s will be retried: %s", claim.platform, claim.chat_id, error)
 
     async def _give_up(self, claim: DeliveryClaim, error: str) -> None:
         await self.store.mark_failed(claim, error, final=True)
         self.result.failed += 1
+        metrics.delivery(claim.platform, "failed")
         self.result.errors.append(f"{claim.platform}:{claim.chat_id}: {error}")
         log.error("delivery %s:%s failed for good: %s", claim.platform, claim.chat_id, error)
 

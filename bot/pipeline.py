@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from bot import metrics
 from bot.logs import redact
 from bot.settings import Settings
 from bot.status import record_github_limit
@@ -245,6 +246,7 @@ class Pipeline:
         # Run records are shown to operators (`/status`): no token or account id may reach them.
         errors = [redact(error) for error in run_errors(activity, digest)]
         await self._store.record_run(day, errors, started_at=started)
+        metrics.generated((datetime.now(UTC) - started).total_seconds())
         for error in errors:
             log.warning("%s: %s", day, error)
         return digest, activity
