@@ -14,7 +14,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 # One registry for the process (not prometheus_client's global one, which holds the library's
 # own process and GC collectors as well).
 REGISTRY = CollectorRegistry()
-# "Last successful post" keeps a label per digest day: only the most recent days are exported.
+# "Last successful post" keeps a label per digest day: only the days most recently posted to
+# are exported, so the series do not grow forever.
 POSTED_DAYS_KEPT = 7
 
 _DELIVERIES = Counter(
@@ -69,7 +70,8 @@ class LLMLike(Protocol):
         ...
 
 
-_posted_days: set[date] = set()
+# The days with a post exported, in the order they were last posted to.
+_posted_days: dict[date, None] = {}
 _github: weakref.WeakSet[GitHubLike] = weakref.WeakSet()
 _llms: weakref.WeakSet[LLMLike] = weakref.WeakSet()
 # GitHubStats field → the `kind` label it is exported under.
@@ -90,10 +92,12 @@ def delivery(platform: str, state: str) -> None:
 def posted(day: date, when: float | None = None) -> None:
     """Record that a chat received the digest of `day` now (or at Unix time `when`)."""
     _LAST_POST.labels(day=day.isoformat()).set(time.time() if when is None else when)
-    _posted_days.add(day)
-    for old in [d for d in _posted_days if d <= max(_posted_days) - timedelta(POSTED_DAYS_KEPT)]:
-        _LAST_POST.remove(old.isoformat())
-        _posted_days.discard(old)
+    _posted_days.pop(day, None)
+    _posted_days[day] = None  # most recently posted last
+    while len(_posted_days) > POSTED_DAYS_KEPT:
+        oldest = next(iter(_posted_days))
+        del _posted_days[oldest]
+        _LAST_POST.remove(oldest.isoformat())
 
 
 def generated(seconds: float) -> None:

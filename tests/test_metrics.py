@@ -4,16 +4,20 @@ the GitHub and model clients' counters read from the clients themselves."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from fake_github import FakeGitHub, commit
 from fake_llm import API_KEY, FakeLLM, server_error
 from prometheus_client.parser import text_string_to_metric_families
+from test_delivery import DAY, POST_0900, RecordingSender, archive_sample, pipeline_for
 
 from bot import metrics
+from bot.delivery import fan_out
 from bot.settings import Settings
+from bot.store import Store
 from collectors.github import GitHubClient
 from summarizer.llm import LLMClient
 
@@ -62,7 +66,7 @@ def test_deliveries_are_counted_by_platform_and_state(endpoint: str) -> None:
     assert failed - value(before, name, platform="discord", state="failed") == 1
 
 
-def test_last_successful_post_per_day_keeps_the_last_week(endpoint: str) -> None:
+def test_last_successful_post_per_day_keeps_the_seven_latest_days(endpoint: str) -> None:
     first = date(2026, 3, 1)
     for offset in range(10):
         metrics.posted(first + timedelta(days=offset), when=1_000_000.0 + offset)
@@ -72,7 +76,7 @@ def test_last_successful_post_per_day_keeps_the_last_week(endpoint: str) -> None
     days = sorted(dict(labels)["day"] for sample, labels in samples if sample == name)
     assert days[-1] == "2026-03-10" and len(days) == metrics.POSTED_DAYS_KEPT
     assert value(samples, name, day="2026-03-10") == 1_000_009.0
-    assert value(samples, name, day="2026-03-01") == 0.0  # dropped: more than a week old
+    assert value(samples, name, day="2026-03-01") == 0.0  # dropped: seven days were posted since
 
 
 def test_generation_duration_is_a_histogram(endpoint: str) -> None:
@@ -125,3 +129,45 @@ def test_metrics_port_is_opt_in() -> None:
     assert Settings(_env_file=None).metrics_port is None  # type: ignore[call-arg]
     assert Settings(_env_file=None, metrics_port=9464).metrics_port == 9464  # type: ignore[call-arg]
     assert metrics.serve(None).port is None
+
+
+async def test_a_fan_out_reports_each_delivery_and_the_days_last_post(
+    endpoint: str, tmp_path: Path
+) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    sender = RecordingSender("metrics-test")
+    sender.gone.add("blocked")
+    async with (
+        await Store.open(settings.database_url) as store,
+        GitHubClient("http://127.0.0.1:9", None, None) as github,  # never contacted: archived
+    ):
+        await archive_sample(store, settings)
+        for chat_id in ("a", "b", "blocked"):
+            await store.subscribe(
+                sender.platform,
+                chat_id,
+                None,
+                by="admin",
+                post_time="09:00",
+                timezone="Asia/Shanghai",
+                now=datetime(2026, 1, 1, tzinfo=UTC),
+            )
+        before = scrape(endpoint)
+        started = datetime.now(UTC).timestamp()
+        result = await fan_out(
+            store,
+            pipeline_for(settings, store, github),
+            {sender.platform: sender},
+            DAY,
+            worker="w1",
+            now=POST_0900,
+        )
+        after = scrape(endpoint)
+
+    assert (result.sent, result.deactivated) == (2, 1)
+    name = "aiinfra_deliveries_total"
+    for state, count in (("sent", 2), ("chat_gone", 1)):
+        labels = dict(platform=sender.platform, state=state)
+        assert value(after, name, **labels) - value(before, name, **labels) == count
+    last_post = "aiinfra_last_successful_post_timestamp_seconds"
+    assert value(after, last_post, day=DAY.isoformat()) >= started
