@@ -342,7 +342,7 @@ class _Canvas:
         else:
             self._panels()
         buffer = io.BytesIO()
-        self.image.save(buffer, format="PNG", optimize=True)
+        self.image.save(buffer, format="PNG")
         return buffer.getvalue()
 
     def _header(self) -> None:

@@ -146,7 +146,7 @@ class _DayChart:
         return await asyncio.shield(self._task)
 
     async def _draw(self) -> bytes | None:
-        # Imported here: matplotlib loads only in processes that draw a chart.
+        # Imported here: Pillow and the font scan load only in processes that draw a chart.
         from bot.archive import chart_for
 
         try:

@@ -263,7 +263,7 @@ class Scheduler:
 
     async def _week_texts(self, end: date) -> MarkdownFor:
         """Each chat's roll-up of the week ending with `end`, made once per repository set."""
-        # Imported here: the archive module draws charts (matplotlib), needed on Mondays only.
+        # Imported here: the archive module draws charts (Pillow, fonts), needed on Mondays only.
         from bot.archive import week_for
         from summarizer.weekly import render_weekly_markdown
 

@@ -495,7 +495,7 @@ class CommandService:
         return await asyncio.shield(task)
 
     async def _render_week(self, end: date, repos: tuple[str, ...]) -> str | None:
-        # Imported here: the archive module draws charts (matplotlib), which most commands and
+        # Imported here: the archive module draws charts (Pillow, fonts), which most commands and
         # the service's importers never need.
         from bot.archive import week_for
 
