@@ -79,7 +79,7 @@ _GITHUB_KINDS = {
     "requests": "sent",
     "not_modified": "not_modified",
     "cache_hits": "cache_hit",
-    "rate_limited": "rate_limited",
+    "rate_limited": "charged",  # GitHubStats counts here every response that cost rate limit
     "retries": "retried",
 }
 
@@ -123,7 +123,8 @@ class _ClientCollector(Collector):
         """The GitHub and model metrics, summed over the live clients."""
         github = CounterMetricFamily(
             "aiinfra_github_requests",
-            "GitHub API requests by kind (sent, not_modified, cache_hit, rate_limited, retried).",
+            "GitHub API requests: sent (reached GitHub), charged (cost rate limit), not_modified,"
+            " cache_hit (no request), retried (attempts repeated after an error).",
             labels=["kind"],
         )
         for field, kind in _GITHUB_KINDS.items():

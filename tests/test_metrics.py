@@ -122,6 +122,7 @@ async def test_github_requests_and_rate_limit_remaining(endpoint: str) -> None:
 
     name = "aiinfra_github_requests_total"
     assert value(after, name, kind="sent") - value(before, name, kind="sent") == 2
+    assert value(after, name, kind="charged") - value(before, name, kind="charged") == 2
     assert value(after, "aiinfra_github_rate_limit_remaining") == remaining < 5000
 
 
