@@ -19,7 +19,9 @@ COPY README.md ./
 COPY bot ./bot
 COPY collectors ./collectors
 COPY summarizer ./summarizer
-RUN pip install --no-deps .
+RUN pip install --no-deps . \
+    # The runtime needs neither pip nor setuptools (about 23 MB): the image is never pip-installed into.
+    && pip uninstall -q -y pip setuptools
 
 
 FROM python:3.11-slim
@@ -28,11 +30,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH
 
-# A CJK font, so the chart of the day draws its Chinese labels (without one it falls back to
-# English labels rather than boxes).
+# A compact CJK font (WenQuanYi Micro Hei, about 5 MB against 230 MB for fonts-noto-cjk), so the
+# chart of the day draws its Chinese labels (without one it falls back to English labels rather
+# than boxes).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends fonts-noto-cjk \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get install -y --no-install-recommends fonts-wqy-microhei \
+    # Lists and apt's package caches (over 80 MB) are not needed at run time.
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb
 
 RUN useradd --create-home --uid 10001 digest \
     && mkdir -p /data \

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
+from bot import metrics
 from bot.clients import Clients, open_clients
 from bot.logs import redact
 from bot.pipeline import Pipeline, make_composer
@@ -142,6 +143,9 @@ async def run(
             AsyncExitStack() as stack,
             open_clients(settings, store, llm_minute=llm_minute) as clients,
         ):
+            metrics.watch_github(clients.github)
+            metrics.watch_llm(clients.llm)
+            stack.callback(metrics.serve(settings.metrics_port).stop)
             pipeline = digest_pipeline(settings, store, clients)
             service = CommandService(
                 settings,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
+from bot import metrics
 from bot.logs import redact
 from bot.platforms.base import ChatGone, ChatMoved, RetryLater, Sender, photo_sender
 from bot.store import DAILY, AlertClaim, Chat, DeliveryClaim, Store
@@ -223,7 +224,7 @@ class _DayChart:
         return await asyncio.shield(self._task)
 
     async def _draw(self) -> bytes | None:
-        # Imported here: matplotlib loads only in processes that draw a chart.
+        # Imported here: Pillow and the font scan load only in processes that draw a chart.
         from bot.archive import chart_for
 
         try:
@@ -334,7 +335,9 @@ class _Broadcast:
         chat = await self._chat(claim)
         if chat is None or not chat.active:
             await self.store.mark_failed(claim, "chat is no longer subscribed", final=True)
+            metrics.delivery(claim.platform, "skipped")
             self.result.skipped += 1
+            metrics.delivery(claim.platform, "skipped")
             return
         if claim.attempts > self.o.max_attempts:
             await self._give_up(claim, "too many attempts (worker crashes?)")
@@ -385,16 +388,20 @@ class _Broadcast:
         if outcome.status == "sent":
             # Recorded first: the window in which a crash repeats a post stays as short as it can.
             if await self.store.mark_delivered(claim, outcome.ids):
+                metrics.delivery(chat.platform, "sent")
+                metrics.posted(self.day)
                 self.result.sent += 1
                 if chat.chart and self.chart is not None:
                     await self._send_chart(outcome.moved_to or chat.chat_id, self.chart)
             else:
+                metrics.delivery(chat.platform, "taken_over")
                 self.result.taken_over += 1
                 log.warning("delivery %s:%s was taken over while sending", *chat.key)
         elif outcome.status == "gone":
             where = outcome.moved_to or chat.chat_id
             await self.store.deactivate(chat.platform, where, outcome.error)
             await self.store.mark_failed(claim, f"chat gone: {outcome.error}", final=True)
+            metrics.delivery(chat.platform, "chat_gone")
             self.result.deactivated += 1
             log.info("chat %s:%s is gone, deactivated: %s", *chat.key, outcome.error)
         elif outcome.status == "later":
@@ -446,11 +453,13 @@ class _Broadcast:
         retry_at = self.o.clock() + timedelta(seconds=delay)
         await self.store.mark_failed(claim, error, final=False, retry_at=retry_at)
         self.result.retrying += 1
+        metrics.delivery(claim.platform, "retrying")
         log.warning("delivery %s:%s will be retried: %s", claim.platform, claim.chat_id, error)
 
     async def _give_up(self, claim: DeliveryClaim, error: str) -> None:
         await self.store.mark_failed(claim, error, final=True)
         self.result.failed += 1
+        metrics.delivery(claim.platform, "failed")
         self.result.errors.append(f"{claim.platform}:{claim.chat_id}: {error}")
         log.error("delivery %s:%s failed for good: %s", claim.platform, claim.chat_id, error)
 

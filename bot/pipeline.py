@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
+from bot import metrics
 from bot.logs import redact
 from bot.settings import Settings
 from bot.status import record_github_limit
@@ -549,6 +550,7 @@ class Pipeline:
         errors = [redact(error) for error in run_errors(activity, digest)]
         errors += [f"collect {repo}: incomplete, not archived" for repo in incomplete]
         await self._store.record_run(day, errors, started_at=started)
+        metrics.generated((datetime.now(UTC) - started).total_seconds())
         for error in errors:
             log.warning("%s: %s", day, error)
         return digest, activity

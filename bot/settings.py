@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     telegram_webhook_listen: str = "0.0.0.0"
     telegram_webhook_port: int = Field(default=8443, ge=1, le=65535)
+    # Prometheus /metrics of `run` on this port (all interfaces); unset: no endpoint.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
     discord_bot_token: SecretStr | None = None
     discord_webhook_url: SecretStr | None = None
     admin_user_ids: CommaList = Field(default_factory=list)

@@ -75,6 +75,8 @@ class LLMStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     answered_by: Counter[str] = field(default_factory=Counter)
+    # (model, outcome) → answers: answered, unusable, failed, skipped (parked by a Retry-After).
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 class _Failure(Exception):
@@ -287,20 +289,24 @@ class LLMClient:
             parked = self._parked_until.get(model, 0.0) - time.monotonic()
             if parked > 0:
                 reasons.append(f"{model}: skipped, rate limited for {parked:.0f}s more")
+                self.stats.outcomes[model, "skipped"] += 1
                 continue
             try:
                 text = await self._ask(model, messages, json_schema, tally)
             except _Failure as failure:
                 reasons.append(f"{model}: {failure.reason}")
+                self.stats.outcomes[model, "failed"] += 1
                 log.info("model %s failed: %s", model, failure.reason)
                 continue
             problem = self._problem(text, validate, require_chinese)
             if problem is not None:
                 self.stats.unusable += 1
+                self.stats.outcomes[model, "unusable"] += 1
                 reasons.append(f"{model}: unusable answer ({self._redact(problem)})")
                 log.info("model %s gave an unusable answer: %s", model, problem)
                 continue
             self.stats.answered_by[model] += 1
+            self.stats.outcomes[model, "answered"] += 1
             return Completion(text=text, model=model, usage=tally.usage())
         raise AllModelsFailed(reasons)
 

@@ -1,8 +1,12 @@
-"""The picture of the day: a valid PNG of sane size; Chinese labels in a CJK font, else English."""
+"""The picture of the day: a valid PNG of sane size; Chinese labels in a CJK font, else English;
+drawn with Pillow alone (no matplotlib or numpy in the image)."""
 
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
+import sys
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -12,6 +16,7 @@ from pathlib import Path
 import pytest
 from synthetic_days import archive_day, day_activity, days_ending, repo_day
 
+import bot.chart
 from bot.archive import chart_for, load_history
 from bot.chart import (
     MAX_BYTES,
@@ -100,7 +105,7 @@ def test_a_day_without_repositories_still_renders() -> None:
     assert_valid_png(render_quietly(empty).png)
 
 
-@pytest.mark.skipif(find_cjk_font() is None, reason="no CJK font installed (fonts-noto-cjk)")
+@pytest.mark.skipif(find_cjk_font() is None, reason="no CJK font installed (fonts-wqy-microhei)")
 def test_labels_are_chinese_in_a_cjk_font_when_one_is_installed() -> None:
     chart = render_quietly(busy_day())
 
@@ -139,3 +144,39 @@ async def test_chart_for_an_archived_day_reads_the_day_and_its_history(tmp_path:
     assert png is not None and assert_valid_png(png) == (1200, 800)
     assert [day for day, _activity in history] == days_ending(DAY, 3)[:-1]
     assert missing is None
+
+
+def test_the_chart_draws_without_matplotlib_or_numpy() -> None:
+    """The image ships Pillow only: importing and drawing the chart must not need matplotlib."""
+    code = (
+        "import sys, bot.chart\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from synthetic_days import day_activity\n"
+        "from datetime import date\n"
+        "png = bot.chart.render_day_chart(day_activity(date(2026, 2, 4)), [])\n"
+        "assert png.startswith(b'\\x89PNG'), png[:8]\n"
+        "heavy = sorted({'matplotlib', 'numpy'} & set(sys.modules))\n"
+        "assert not heavy, heavy\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_font_in_font_dirs_is_found_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FONT_DIRS folders are searched before the system's, so an operator can bring a font."""
+    installed = bot.chart.installed_fonts()
+    if not installed:
+        pytest.skip("no font installed to copy")
+    family, (path, _index) = next(iter(sorted(installed.items())))
+    (tmp_path / "mine").mkdir()
+    shutil.copy(path, tmp_path / "mine" / Path(path).name)
+    monkeypatch.setenv("FONT_DIRS", str(tmp_path))
+    bot.chart.installed_fonts.cache_clear()
+    try:
+        assert bot.chart.installed_fonts()[family][0] == str(tmp_path / "mine" / Path(path).name)
+    finally:
+        monkeypatch.delenv("FONT_DIRS")
+        bot.chart.installed_fonts.cache_clear()
