@@ -1,0 +1,1 @@
+"""What every chat platform shares: splitting Markdown into messages (textsplit)."""
