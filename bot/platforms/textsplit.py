@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from markdown_it import MarkdownIt
 
@@ -27,7 +29,8 @@ MIN_LIMIT = 40
 # with a smaller budget each time, before it is cut by characters.
 _MAX_RESPLITS = 8
 
-_MD = MarkdownIt("commonmark").enable("table")
+# Only block structure is needed: inline parsing is most of the cost and is skipped.
+_MD = MarkdownIt("commonmark").enable("table").disable(["inline", "text_join"])
 
 # Spans a cut must not fall inside: backslash escapes (a cut would un-escape the character), code
 # spans, links and images, autolinks, bare URLs, and short bold/strike (a cut would leave stray
@@ -322,14 +325,19 @@ class _Doc:
         closer = fence.closer if fence.closer is not None else prefix + fence.marker
         body_stop = fence.stop if fence.closer is not None else stop
         body = self.lines[fence.start + 1 : min(body_stop, stop)]
+        return self._fence_chunks(opener, closer, body, budget, ratio, sep)
+
+    def _fence_chunks(
+        self, opener: str, closer: str, body: list[str], budget: int, ratio: float, sep: str
+    ) -> list[_Atom]:
         whole = "\n".join([opener, *body, closer])
         size = math.ceil(self.proxy(whole) * ratio)
 
         def resplit(room: int) -> list[_Atom]:
-            return self._fence_atoms(fence, stop, room, ratio, sep)
+            return self._fence_chunks(opener, closer, body, room, ratio, sep)
 
         if size <= budget:
-            return [_Atom(whole, size, sep, resplit)]
+            return [_Atom(whole, size, sep, resplit if len(body) > 1 else None)]
         overhead = math.ceil(self.proxy(opener + closer) * ratio) + 2 * self.seplen("\n")
         room = budget - overhead
         if room < MIN_LIMIT // 4:
@@ -352,8 +360,9 @@ class _Doc:
                 chunks[-1].append(text)
         out: list[_Atom] = []
         for chunk in chunks:
-            text = "\n".join([opener, *chunk, closer])
-            out.append(_Atom(text, math.ceil(self.proxy(text) * ratio), sep if not out else "\n"))
+            out.extend(
+                self._fence_chunks(opener, closer, chunk, budget, ratio, sep if not out else "\n")
+            )
         return out
 
     def _word_atoms(self, line: str, budget: int, ratio: float, sep: str) -> list[_Atom]:
@@ -368,8 +377,7 @@ class _Doc:
         cap = max(1, math.floor(budget / ratio))
         atoms: list[_Atom] = []
         for text, before in _cut_line(line, cap, self.proxy):
-            cost = math.ceil(self.proxy(text) * ratio)
-            atoms.append(_Atom(text, cost, sep if not atoms else before, fragment=True))
+            atoms.extend(self._word_atoms(text, budget, ratio, sep if not atoms else before))
         return atoms
 
 
@@ -382,8 +390,11 @@ def _cut_line(line: str, cap: int, proxy: Callable[[str], int]) -> list[tuple[st
     """Cut `line` into (fragment, whitespace before it) with proxy(fragment) <= cap where possible."""
     if proxy(line) <= cap:
         return [(line, "")]
-    wide = proxy is not len
-    units = [2 if wide and ord(char) > 0xFFFF else 1 for char in line]
+    # Proxy units of every prefix, to find the longest fitting prefix by bisection.
+    if proxy is len or proxy(line) == len(line):
+        prefix = list(range(len(line) + 1))
+    else:
+        prefix = list(accumulate((2 if char > "\uffff" else 1 for char in line), initial=0))
     inside = bytearray(len(line) + 1)
     for match in _PROTECTED.finditer(line):
         inside[match.start() + 1 : match.end()] = b"\x01" * (match.end() - match.start() - 1)
@@ -391,10 +402,7 @@ def _cut_line(line: str, cap: int, proxy: Callable[[str], int]) -> list[tuple[st
     before = ""
     start = 0
     while start < len(line):
-        total, end = 0, start
-        while end < len(line) and total + units[end] <= cap:
-            total += units[end]
-            end += 1
+        end = bisect_right(prefix, prefix[start] + cap) - 1
         if end >= len(line):
             out.append((line[start:], before))
             break
@@ -414,24 +422,29 @@ def _cut_line(line: str, cap: int, proxy: Callable[[str], int]) -> list[tuple[st
 
 
 def _best_cut(line: str, start: int, end: int, inside: bytearray) -> int:
-    """The cut in (start, end]: after a space, else after punctuation, else anywhere allowed."""
+    """The cut in (start, end]: at a space, else after punctuation, else anywhere allowed."""
     floor = start + (end - start) // 2
-    allowed = None
-    soft = None
-    for cut in range(end, start, -1):
-        if inside[cut] or (cut < len(line) and line[cut] in _JOINERS) or line[cut - 1] == "\u200d":
-            continue
-        if allowed is None:
-            allowed = cut
-        if cut < floor:
+
+    def allowed(cut: int) -> bool:
+        if inside[cut] or line[cut - 1] == "\u200d":
+            return False
+        return cut >= len(line) or line[cut] not in _JOINERS
+
+    # A space in the second half of the room keeps words whole without wasting much of it.
+    search = end + 1
+    while True:
+        space = max(line.rfind(" ", floor, search), line.rfind("\t", floor, search))
+        if space < floor:
             break
-        if line[cut - 1] in _SPACES or (cut < len(line) and line[cut] in _SPACES):
+        for cut in (space + 1, space):
+            if start < cut <= end and allowed(cut):
+                return cut
+        search = space
+    for cut in range(end, floor, -1):
+        if line[cut - 1] in _SOFT_AFTER and allowed(cut):
             return cut
-        if soft is None and line[cut - 1] in _SOFT_AFTER:
-            soft = cut
-    if soft is not None:
-        return soft
-    if allowed is not None:
-        return allowed
+    for cut in range(end, start, -1):
+        if allowed(cut):
+            return cut
     # Only a protected span longer than a whole message gets here: cut it anyway.
     return end
