@@ -98,7 +98,8 @@ class _Gen:
         if kind == "long":
             return self.inline(self.rnd.randint(100, 500))
         if kind == "heading":
-            title = " ".join(self.rnd.choice([self.word, self.link, self.code])() for _ in range(3))
+            # Short enough that a heading and the first link or word after it fit in 200.
+            title = f"{self.word()} {self.rnd.choice([self.word, self.link, self.code])()}"
             return "#" * self.rnd.randint(1, 6) + " " + title
         if kind == "fence":
             return self.fence("")
@@ -141,7 +142,16 @@ class _Gen:
         return "\n".join(indent + line if line else line for line in lines)
 
     def document(self) -> str:
-        return "\n\n".join(self.block() for _ in range(self.rnd.randint(1, 12)))
+        blocks: list[str] = []
+        while len(blocks) < self.rnd.randint(1, 12):
+            known = len(self.protected)
+            block = self.block()
+            # Headings in a row longer than a message cannot all travel with their text.
+            if block.startswith("#") and blocks and blocks[-1].startswith("#"):
+                del self.protected[known:]
+            else:
+                blocks.append(block)
+        return "\n\n".join(blocks)
 
 
 # --- checks ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, takewhile
 
 from markdown_it import MarkdownIt
 
@@ -252,36 +252,42 @@ class _Doc:
 
     def _section_atoms(self, section: list[int], budget: int) -> list[_Atom]:
         """A section longer than the budget: its blocks, the long ones cut; headings stay on."""
-        heads = [i for i in section if self.blocks[i].heading]
+        heads = list(takewhile(lambda i: self.blocks[i].heading, section))
         body = section[len(heads) :]
         atoms: list[_Atom] = []
         for index in body:
             atoms.extend(self._block_atoms(index, budget))
+        # Headings in a row too long to travel together with text: the first ones go alone.
+        lead: list[_Atom] = []
+        while len(heads) > 1 and self._run_size(heads) > budget - MIN_LIMIT // 2:
+            lead.extend(self._block_atoms(heads.pop(0), budget))
         if not heads:
             return atoms
         first, last = self.blocks[heads[0]], self.blocks[heads[-1]]
-        head_size = sum(self.sizes[i] for i in heads)
-        head_size += sum(self.seplen(self.gap(i)) for i in heads[1:])
+        head_size = self._run_size(heads)
         if head_size > budget:
             # A heading longer than a message is only a long line: cut it like one.
-            head_atoms = [a for i in heads for a in self._block_atoms(i, budget)]
-            return head_atoms + atoms
+            return [*lead, *self._block_atoms(heads[0], budget), *atoms]
         head = _Atom(self.slice(first.start, last.end), head_size, self.gap(heads[0]))
         if not atoms:
-            return [head]
+            return [*lead, head]
         # The heading goes with the start of what follows it, cut smaller if it must be.
         room = budget - head_size - self.seplen(atoms[0].sep)
         if atoms[0].size > room and atoms[0].resplit is not None and room >= MIN_LIMIT // 2:
             atoms[:1] = atoms[0].resplit(room)
         follower = atoms[0]
         if head_size + self.seplen(follower.sep) + follower.size > budget:
-            return [head, *atoms]
+            return [*lead, head, *atoms]
         merged = _Atom(
             f"{head.text}{follower.sep}{follower.text}",
             head_size + self.seplen(follower.sep) + follower.size,
             head.sep,
         )
-        return [merged, *atoms[1:]]
+        return [*lead, merged, *atoms[1:]]
+
+    def _run_size(self, run: list[int]) -> int:
+        """Estimated length of consecutive blocks `run` with the text between them."""
+        return sum(self.sizes[i] for i in run) + sum(self.seplen(self.gap(i)) for i in run[1:])
 
     def _block_atoms(self, index: int, budget: int) -> list[_Atom]:
         """Block `index` as one atom when it fits, else its lines, fences cut and reopened."""
@@ -337,7 +343,7 @@ class _Doc:
             return self._fence_chunks(opener, closer, body, room, ratio, sep)
 
         if size <= budget:
-            return [_Atom(whole, size, sep, resplit if len(body) > 1 else None)]
+            return [_Atom(whole, size, sep, resplit)]
         overhead = math.ceil(self.proxy(opener + closer) * ratio) + 2 * self.seplen("\n")
         room = budget - overhead
         if room < MIN_LIMIT // 4:
