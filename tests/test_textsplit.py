@@ -16,6 +16,8 @@ from bot.platforms.textsplit import split_markdown, utf16_len
 
 _MD = MarkdownIt("commonmark").enable("table").disable(["inline", "text_join"])
 _HEADING = re.compile(r"^#{1,6} ")
+# Generated sections: no code line starts with "#", no two headings are adjacent.
+_SECTION = re.compile(r"\n\n(?=#{1,6} )")
 _FENCE_LINE = re.compile(r"^[\s>]*(`{3,}|~{3,})")
 _WORDS = [
     "vllm",
@@ -178,6 +180,9 @@ def _check(text: str, protected: list[str], limit: int, length: Callable[[str], 
     every = "\x00".join(pieces)
     for span in protected:
         assert span in every, span
+    for section in _SECTION.split(text):
+        if section.strip() and length(section.strip()) <= limit:
+            assert section.strip() in every, section[:200]
     # Generated code and text lines never start with "#": a last line that does is a heading.
     for piece in pieces[:-1]:
         assert not _HEADING.match(piece.rsplit("\n", 1)[-1]), piece[-200:]
@@ -370,3 +375,19 @@ def test_table_rows_stay_whole() -> None:
     text = "\n".join(["| repo | link |", "|---|---|", *rows])
     pieces = split_markdown(text, 200)
     assert [line for p in pieces for line in p.split("\n")][2:] == rows
+
+
+def test_telegram_rendered_length_where_links_shrink_to_their_labels() -> None:
+    from telegramify_markdown import RenderConfig, convert
+
+    def rendered(markdown: str) -> int:
+        text, _entities = convert(markdown, latex_escape=False, config=RenderConfig())
+        return utf16_len(text)
+
+    gen = _Gen(random.Random(7))
+    text = "\n\n".join(gen.block() for _ in range(12))
+    pieces = split_markdown(text, 1000, rendered)
+    assert all(rendered(piece) <= 1000 for piece in pieces)
+    assert _squeezed("\n\n".join(pieces)) == _squeezed(text)
+    # Markup Telegram does not show is not counted: pieces may be longer than 1000 characters.
+    assert max(len(piece) for piece in pieces) > 1000

@@ -336,16 +336,10 @@ class _Doc:
     def _fence_chunks(
         self, opener: str, closer: str, body: list[str], budget: int, ratio: float, sep: str
     ) -> list[_Atom]:
-        whole = "\n".join([opener, *body, closer])
-        size = math.ceil(self.proxy(whole) * ratio)
-
-        def resplit(room: int) -> list[_Atom]:
-            return self._fence_chunks(opener, closer, body, room, ratio, sep)
-
-        if size <= budget:
-            return [_Atom(whole, size, sep, resplit)]
-        overhead = math.ceil(self.proxy(opener + closer) * ratio) + 2 * self.seplen("\n")
-        room = budget - overhead
+        """Body lines packed into fenced chunks within `budget` (a chunk is estimated whole)."""
+        if self._estimate(opener, closer, body, ratio) <= budget:
+            return [self._fence_atom(opener, closer, body, ratio, sep)]
+        room = budget - self._estimate(opener, closer, [""], ratio)
         if room < MIN_LIMIT // 4:
             # The fence lines alone nearly fill a message: cut it as plain lines instead.
             atoms: list[_Atom] = []
@@ -353,38 +347,51 @@ class _Doc:
                 atoms.extend(self._word_atoms(line, budget, ratio, sep if not atoms else "\n"))
             return atoms
         chunks: list[list[str]] = [[]]
-        used = 0
-        newline = self.seplen("\n")
         for line in body:
-            for part in _cut_line(line, max(1, math.floor(room / ratio)), self.proxy) or [("", "")]:
-                text = part[0]
-                cost = math.ceil(self.proxy(text) * ratio)
-                if chunks[-1] and used + newline + cost > room:
+            for text, _space in _cut_line(line, _cap(room, ratio), self.proxy) or [("", "")]:
+                if (
+                    chunks[-1]
+                    and self._estimate(opener, closer, [*chunks[-1], text], ratio) > budget
+                ):
                     chunks.append([])
-                    used = 0
-                used += cost + (newline if len(chunks[-1]) else 0)
                 chunks[-1].append(text)
         out: list[_Atom] = []
         for chunk in chunks:
-            out.extend(
-                self._fence_chunks(opener, closer, chunk, budget, ratio, sep if not out else "\n")
-            )
+            out.append(self._fence_atom(opener, closer, chunk, ratio, sep if not out else "\n"))
         return out
+
+    def _estimate(self, opener: str, closer: str, body: list[str], ratio: float) -> int:
+        return math.ceil(self.proxy("\n".join([opener, *body, closer])) * ratio)
+
+    def _fence_atom(
+        self, opener: str, closer: str, body: list[str], ratio: float, sep: str
+    ) -> _Atom:
+        def resplit(room: int) -> list[_Atom]:
+            return self._fence_chunks(opener, closer, body, room, ratio, sep)
+
+        text = "\n".join([opener, *body, closer])
+        return _Atom(text, self._estimate(opener, closer, body, ratio), sep, resplit)
 
     def _word_atoms(self, line: str, budget: int, ratio: float, sep: str) -> list[_Atom]:
         """One line as an atom, or cut at spaces (else anywhere) outside protected spans."""
-        size = math.ceil(self.proxy(line) * ratio)
-
-        def resplit(room: int) -> list[_Atom]:
-            return self._word_atoms(line, room, ratio, sep)
-
-        if size <= budget:
-            return [_Atom(line, size, sep, resplit, fragment=True)]
-        cap = max(1, math.floor(budget / ratio))
         atoms: list[_Atom] = []
-        for text, before in _cut_line(line, cap, self.proxy):
-            atoms.extend(self._word_atoms(text, budget, ratio, sep if not atoms else before))
+        for text, before in _cut_line(line, _cap(budget, ratio), self.proxy):
+            here = sep if not atoms else before
+
+            def resplit(room: int, text: str = text, here: str = here) -> list[_Atom]:
+                return self._word_atoms(text, room, ratio, here)
+
+            size = math.ceil(self.proxy(text) * ratio)
+            atoms.append(_Atom(text, size, here, resplit, fragment=True))
         return atoms
+
+
+def _cap(budget: int, ratio: float) -> int:
+    """Proxy units that stay within `budget` once scaled by `ratio` (rounding included)."""
+    cap = max(1, math.floor(budget / ratio))
+    while cap > 1 and math.ceil(cap * ratio) > budget:
+        cap -= 1
+    return cap
 
 
 def _join(atoms: Sequence[_Atom]) -> str:
@@ -393,7 +400,7 @@ def _join(atoms: Sequence[_Atom]) -> str:
 
 
 def _cut_line(line: str, cap: int, proxy: Callable[[str], int]) -> list[tuple[str, str]]:
-    """Cut `line` into (fragment, whitespace before it) with proxy(fragment) <= cap where possible."""
+    """Cut `line` into (fragment, whitespace before it), proxy(fragment) <= cap where possible."""
     if proxy(line) <= cap:
         return [(line, "")]
     # Proxy units of every prefix, to find the longest fitting prefix by bisection.
