@@ -8,6 +8,8 @@ longer section is split between blocks, a longer block between lines, a longer l
 closed and reopened with its own marker and info string. The platform's `length` (UTF-16 units of
 the rendered text for Telegram, characters of the converted text for Discord) may be expensive, so
 each block is measured once, joined pieces are estimated, and every final piece is measured again.
+Only what cannot fit bends the rules: a link, URL or code span longer than the limit is cut, and
+a heading stays last in a piece when it and the smallest start of its text exceed the limit.
 """
 
 from __future__ import annotations
