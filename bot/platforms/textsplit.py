@@ -3,9 +3,9 @@
 Blocks come from markdown-it-py's token maps (top-level blocks, and the items of top-level lists).
 A section (a heading, any headings right after it, and what follows up to the next heading) that
 fits in a piece is never split; it starts a new piece when it does not fit the current one. A
-longer section is split between blocks, a longer block between lines, a longer line at a space
-(else anywhere), never inside a link, a URL, a code span or an escape. A fence that must be cut is
-closed and reopened with its own marker and info string. The platform's `length` (UTF-16 units of
+longer section is split between blocks, a longer block between lines (a cut table repeats its
+header), a longer line at a space (else anywhere), never inside a link, a URL, a code span or an
+escape. A fence that must be cut is closed and reopened with its own marker and info string. The platform's `length` (UTF-16 units of
 the rendered text for Telegram, characters of the converted text for Discord) may be expensive, so
 each block is measured once, joined pieces are estimated, and every final piece is measured again.
 Only what cannot fit bends the rules: a link, URL or code span longer than the limit is cut, and
@@ -120,7 +120,11 @@ class _Atom:
 class _Block:
     start: int  # first line
     end: int  # last non-blank line (inclusive)
-    heading: bool
+    kind: str  # the type of its opening token
+
+    @property
+    def heading(self) -> bool:
+        return self.kind == "heading_open"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +150,7 @@ class _Doc:
     # --- structure ------------------------------------------------------------------------
 
     def _structure(self, text: str) -> tuple[list[_Block], dict[int, _Fence]]:
-        starts: dict[int, bool] = {}
+        starts: dict[int, str] = {}
         fences: dict[int, _Fence] = {}
         for token in _MD.parse(text):
             if token.map is None:
@@ -156,14 +160,14 @@ class _Doc:
                 fences[first] = self._fence(first, stop, token.markup)
             if token.level == 0 and token.nesting >= 0:
                 if token.type not in ("bullet_list_open", "ordered_list_open"):
-                    starts[first] = token.type == "heading_open"
+                    starts[first] = token.type
             elif token.level == 1 and token.type == "list_item_open":
-                starts[first] = False
+                starts[first] = token.type
         # Lines no token claims (link reference definitions) stay with the block before them;
         # any before the first block open a block of their own.
         leading = next(i for i, line in enumerate(self.lines) if line.strip())
         if not starts or min(starts) > leading:
-            starts[leading] = False
+            starts[leading] = "paragraph_open"
         ordered = sorted(s for s in starts if s >= leading)
         blocks: list[_Block] = []
         for index, start in enumerate(ordered):
@@ -306,6 +310,11 @@ class _Doc:
 
     def _line_atoms(self, block: _Block, index: int, budget: int, sep: str) -> list[_Atom]:
         ratio = self.ratio(index)
+        if block.kind == "table_open" and block.end - block.start >= 2:
+            # Each part of a cut table repeats the header row, so it is still a table.
+            header = self.slice(block.start, block.start + 1)
+            rows = self.lines[block.start + 2 : block.end + 1]
+            return self._fence_chunks(header, "", rows, budget, ratio, sep)
         atoms: list[_Atom] = []
         line = block.start
         previous = block.start
@@ -345,7 +354,7 @@ class _Doc:
         if room < MIN_LIMIT // 4:
             # The fence lines alone nearly fill a message: cut it as plain lines instead.
             atoms: list[_Atom] = []
-            for line in [opener, *body, closer]:
+            for line in _wrapped(opener, body, closer).split("\n"):
                 atoms.extend(self._word_atoms(line, budget, ratio, sep if not atoms else "\n"))
             return atoms
         chunks: list[list[str]] = [[]]
@@ -363,7 +372,7 @@ class _Doc:
         return out
 
     def _estimate(self, opener: str, closer: str, body: list[str], ratio: float) -> int:
-        return math.ceil(self.proxy("\n".join([opener, *body, closer])) * ratio)
+        return math.ceil(self.proxy(_wrapped(opener, body, closer)) * ratio)
 
     def _fence_atom(
         self, opener: str, closer: str, body: list[str], ratio: float, sep: str
@@ -371,7 +380,7 @@ class _Doc:
         def resplit(room: int) -> list[_Atom]:
             return self._fence_chunks(opener, closer, body, room, ratio, sep)
 
-        text = "\n".join([opener, *body, closer])
+        text = _wrapped(opener, body, closer)
         return _Atom(text, self._estimate(opener, closer, body, ratio), sep, resplit)
 
     def _word_atoms(self, line: str, budget: int, ratio: float, sep: str) -> list[_Atom]:
@@ -394,6 +403,11 @@ def _cap(budget: int, ratio: float) -> int:
     while cap > 1 and math.ceil(cap * ratio) > budget:
         cap -= 1
     return cap
+
+
+def _wrapped(opener: str, body: list[str], closer: str) -> str:
+    """A fence (or a table: its header as opener, no closer) around `body` lines."""
+    return "\n".join([opener, *body, closer] if closer else [opener, *body])
 
 
 def _join(atoms: Sequence[_Atom]) -> str:
