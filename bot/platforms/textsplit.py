@@ -5,9 +5,10 @@ A section (a heading, any headings right after it, and what follows up to the ne
 fits in a piece is never split; it starts a new piece when it does not fit the current one. A
 longer section is split between blocks, a longer block between lines (a cut table repeats its
 header), a longer line at a space (else anywhere), never inside a link, a URL, a code span or an
-escape. A fence that must be cut is closed and reopened with its own marker and info string. The platform's `length` (UTF-16 units of
-the rendered text for Telegram, characters of the converted text for Discord) may be expensive, so
-each block is measured once, joined pieces are estimated, and every final piece is measured again.
+escape. A fence that must be cut is closed and reopened with its own marker and info string.
+The platform's `length` (UTF-16 units of the rendered text for Telegram, characters of the
+converted text for Discord) may be expensive, so each block is measured once, joined pieces are
+estimated, and every final piece is measured again.
 Only what cannot fit bends the rules: a link, URL or code span longer than the limit is cut, and
 a heading stays last in a piece when it and the smallest start of its text exceed the limit.
 """
