@@ -417,7 +417,7 @@ def test_echoed_input_shows_literally_and_cannot_mention() -> None:
 
 def test_discord_never_cuts_a_message_between_a_backslash_and_what_it_escapes() -> None:
     line = "\\*" * 40 + " " + "\\_" * 40
-    pieces = discord_messages(line, limit=21)
+    pieces = discord_messages(line, limit=41)
     assert len(pieces) > 2
     for piece in pieces:
         trailing = len(piece) - len(piece.rstrip("\\"))

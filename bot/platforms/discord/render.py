@@ -1,8 +1,9 @@
 r"""The readers' Markdown in Discord's dialect, split into messages Discord accepts.
 
 Discord renders `#`–`###` headings, lists, quotes, emphasis, code and masked links, but no tables,
-rules or deeper headings. A message holds at most 2000 characters, so a digest is split at section
-boundaries first, then paragraphs, then lines, and never inside a link, a code span or a fence.
+rules or deeper headings. A message holds at most 2000 characters; the one splitter
+(`bot.platforms.textsplit`) cuts at section boundaries first, then blocks, lines and words, never
+inside a link or a code span, and closes and reopens a fence it must cut.
 Backslash escapes (`\*`, `\_`, `\[` … in escaped titles) pass through unchanged: Discord honours
 them, so they are never doubled, dropped, or cut from the character they escape.
 """
@@ -10,7 +11,8 @@ them, so they are never doubled, dropped, or cut from the character they escape.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+
+from bot.platforms.textsplit import split_markdown, utf16_len
 
 MESSAGE_LIMIT = 2000
 
@@ -23,24 +25,11 @@ _IMAGE = re.compile(r"(?<!\\)!\[([^\]\n]*)\]\(([^)\s]+)\)")
 _BREAK = re.compile(r"(?<!\\)<br\s*/?>", re.IGNORECASE)
 # A table cell ends at a `|` that is not escaped.
 _CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
-# Spans a cut must not fall inside: backslash escapes (a cut there would un-escape the character),
-# code spans, masked links, bare and <bracketed> URLs, and short emphasis (a cut there would leave
-# stray asterisks on both sides).
-_PROTECTED = re.compile(
-    r"\\[!-/:-@\[-`{-~]"
-    r"|`[^`\n]+`"
-    r"|\[[^\]\n]*\]\([^)\s]*\)"
-    r"|<https?://[^>\s]+>"
-    r"|https?://[^\s<>()]+"
-    r"|\*\*[^*\n]{1,200}\*\*"
-    r"|~~[^~\n]{1,200}~~"
-)
-_SOFT_BREAKS = " \t。！？；，、：）)]」』,.;:!?"
 
 
 def discord_length(text: str) -> int:
     """Length as Discord's limits count it (UTF-16 units, which never undercounts characters)."""
-    return len(text.encode("utf-16-le")) // 2
+    return utf16_len(text)
 
 
 def render_messages(markdown: str, limit: int = MESSAGE_LIMIT) -> list[str]:
@@ -84,11 +73,8 @@ def to_discord(markdown: str) -> str:
 
 
 def split_messages(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Split Discord Markdown into messages ≤ `limit`: at sections, paragraphs, lines, words."""
-    if limit < 20:
-        raise ValueError("a message limit below 20 characters leaves no room to split safely")
-    messages = _pack(_sections(text), "\n\n", limit, _split_section)
-    return [message.strip("\n") for message in messages if message.strip()]
+    """Discord Markdown → messages ≤ `limit`, by the one splitter (bot.platforms.textsplit)."""
+    return split_markdown(text, limit, discord_length)
 
 
 # --- rewriting ---------------------------------------------------------------------------------
@@ -136,156 +122,3 @@ def _table_as_list(rows: list[str]) -> list[str]:
         if cells:
             out.append(_inline("- " + " · ".join(cells)))
     return out
-
-
-# --- splitting ---------------------------------------------------------------------------------
-
-
-def _pack(
-    pieces: list[str], separator: str, limit: int, finer: Callable[[str, int], list[str]]
-) -> list[str]:
-    """Greedily fill messages with whole pieces; a piece too big alone is split by `finer`."""
-    messages: list[str] = []
-    current = ""
-    for piece in pieces:
-        parts = finer(piece, limit) if discord_length(piece) > limit else [piece]
-        for part in parts:
-            candidate = f"{current}{separator}{part}" if current else part
-            if discord_length(candidate) <= limit:
-                current = candidate
-            else:
-                if current:
-                    messages.append(current)
-                current = part
-    if current:
-        messages.append(current)
-    return messages
-
-
-def _blocks(
-    text: str, boundary: Callable[[str, list[str]], bool], *, fences_alone: bool = False
-) -> list[list[str]]:
-    """Group lines into blocks, starting a new one where `boundary` says; fences stay whole.
-
-    With `fences_alone`, a fenced code block is a block of its own even without blank lines
-    around it, so that only the fence-aware splitter ever cuts it.
-    """
-    blocks: list[list[str]] = [[]]
-    fence: str | None = None
-    for line in text.split("\n"):
-        marker = _FENCE.match(line)
-        if fence is None:
-            if boundary(line, blocks[-1]) or (fences_alone and marker and blocks[-1]):
-                blocks.append([])
-            blocks[-1].append(line)
-            fence = marker[1] if marker else None
-        else:
-            blocks[-1].append(line)
-            if marker and marker[1].startswith(fence):
-                fence = None
-                if fences_alone:
-                    blocks.append([])
-    return [block for block in blocks if any(line.strip() for line in block)]
-
-
-def _sections(text: str) -> list[str]:
-    """Sections start at headings; a heading with no text of its own joins the next section."""
-    sections = ["\n".join(block).strip("\n") for block in _blocks(text, _starts_section)]
-    merged: list[str] = []
-    for section in sections:
-        if merged and _is_bare_heading(merged[-1]):
-            merged[-1] = f"{merged[-1]}\n{section}"
-        else:
-            merged.append(section)
-    return merged
-
-
-def _starts_section(line: str, current: list[str]) -> bool:
-    return bool(_HEADING.match(line)) and any(part.strip() for part in current)
-
-
-def _is_bare_heading(section: str) -> bool:
-    return all(_HEADING.match(line) for line in section.split("\n") if line.strip())
-
-
-def _split_section(section: str, limit: int) -> list[str]:
-    blocks = _blocks(section, _after_blank, fences_alone=True)
-    paragraphs = ["\n".join(block).strip("\n") for block in blocks]
-    return _pack(paragraphs, "\n\n", limit, _split_paragraph)
-
-
-def _after_blank(line: str, current: list[str]) -> bool:
-    return bool(current) and not current[-1].strip() and bool(line.strip())
-
-
-def _split_paragraph(paragraph: str, limit: int) -> list[str]:
-    if _FENCE.match(paragraph.split("\n", 1)[0]):
-        return _split_fence(paragraph, limit)
-    return _pack(paragraph.split("\n"), "\n", limit, _split_line)
-
-
-def _split_fence(block: str, limit: int) -> list[str]:
-    """A long code block continues in the next message as its own fenced block."""
-    lines = block.split("\n")
-    opener = lines[0]
-    marker = _FENCE.match(opener)
-    closer = marker[1] if marker else "```"
-    body = lines[1:-1] if len(lines) > 1 and lines[-1].strip().startswith(closer) else lines[1:]
-    room = limit - discord_length(opener) - discord_length(closer) - 2
-    chunks = _pack(body or [""], "\n", room, _hard_split)
-    return [f"{opener}\n{chunk}\n{closer}" for chunk in chunks]
-
-
-def _split_line(line: str, limit: int) -> list[str]:
-    """Cut a long line where no link, code span or emphasis is cut, preferring soft breaks."""
-    pieces: list[str] = []
-    rest = line
-    while discord_length(rest) > limit:
-        cut = _best_cut(rest, limit)
-        head, rest = rest[:cut].rstrip(), rest[cut:].lstrip()
-        if head:
-            pieces.append(head)
-    if rest:
-        pieces.append(rest)
-    return pieces
-
-
-def _best_cut(text: str, limit: int) -> int:
-    fits = _fitting_prefix(text, limit)
-    inside = _protected_positions(text)
-    allowed = [i for i in range(fits, 0, -1) if i not in inside]
-    if not allowed:
-        # Only a single protected span longer than a whole message gets here; cut it anyway.
-        return max(fits, 1)
-    soft = [i for i in allowed if text[i - 1] in _SOFT_BREAKS]
-    # A soft break near the end keeps words and sentences whole without wasting much room.
-    if soft and soft[0] >= allowed[0] * 0.7:
-        return soft[0]
-    return allowed[0]
-
-
-def _fitting_prefix(text: str, limit: int) -> int:
-    """The longest prefix length (in characters) whose Discord length is within `limit`."""
-    total = 0
-    for index, char in enumerate(text):
-        total += 2 if ord(char) > 0xFFFF else 1
-        if total > limit:
-            return index
-    return len(text)
-
-
-def _protected_positions(text: str) -> set[int]:
-    """Cut positions strictly inside a protected span."""
-    inside: set[int] = set()
-    for match in _PROTECTED.finditer(text):
-        inside.update(range(match.start() + 1, match.end()))
-    return inside
-
-
-def _hard_split(text: str, limit: int) -> list[str]:
-    pieces = []
-    while discord_length(text) > limit:
-        cut = max(_fitting_prefix(text, limit), 1)
-        pieces.append(text[:cut])
-        text = text[cut:]
-    return [*pieces, text]

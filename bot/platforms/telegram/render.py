@@ -1,28 +1,26 @@
 """Markdown → Telegram messages: plain text plus entities, split to 4096 UTF-16 units.
 
-Rendered by telegramify-markdown (no parse_mode, so nothing can be "unbalanced"); entities
+Cut by the one splitter (`bot.platforms.textsplit`), measured as Telegram counts the rendered
+text; rendered by telegramify-markdown (no parse_mode, so nothing can be "unbalanced"); entities
 are made nestable as the Bot API requires.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from telegram import (
-    MessageEntity,
-)
+from telegram import MessageEntity
 from telegramify_markdown import MessageEntity as MdEntity
-from telegramify_markdown import RenderConfig, convert, split_entities, utf16_len
+from telegramify_markdown import RenderConfig, convert, utf16_len
+
+from bot.platforms.textsplit import split_markdown
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 4096
-_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s")
 _SYMBOLS = RenderConfig.isolated()
 _FORMATTING = frozenset({"bold", "italic", "underline", "strikethrough", "spoiler"})
 _CODE = frozenset({"code", "pre"})
@@ -52,10 +50,10 @@ class Rendered:
 
 
 def render_messages(markdown: str, limit: int = MAX_MESSAGE) -> list[Rendered]:
-    """Render Markdown for Telegram and split it into messages of at most `limit` UTF-16 units.
+    """Render Markdown for Telegram in messages of at most `limit` UTF-16 units of text.
 
-    Splits fall between sections (headings), else between paragraphs, and only for a single
-    paragraph longer than a message at a line break, with entities clipped to each part.
+    The one splitter (`bot.platforms.textsplit`) cuts the Markdown, measuring each piece as
+    Telegram will count it (the rendered text); each piece is then rendered with its entities.
     """
     return list(_render_cached(markdown, limit))
 
@@ -64,28 +62,15 @@ def render_messages(markdown: str, limit: int = MAX_MESSAGE) -> list[Rendered]:
 def _render_cached(markdown: str, limit: int) -> tuple[Rendered, ...]:
     # A fan-out sends the same few digests to every chat: render each once, not per chat,
     # so the event loop stays free to send on time.
-    return tuple(_render_uncached(markdown, limit))
+    pieces = split_markdown(markdown, limit, _rendered_size)
+    return tuple(part for part in map(_render, pieces) if part.text)
 
 
-def _render_uncached(markdown: str, limit: int) -> list[Rendered]:
-    pieces: list[Rendered] = []
-    for section in _sections(markdown):
-        whole = _render(section)
-        if whole.size <= limit:
-            pieces.append(whole)
-            continue
-        for paragraph in _paragraphs(section):
-            part = _render(paragraph)
-            if part.size <= limit:
-                pieces.append(part)
-            else:
-                pieces.extend(
-                    _trimmed(text, tuple(ents))
-                    for text, ents in split_entities(part.text, list(part.entities), limit)
-                )
-    return _pack([p for p in pieces if p.text], limit)
+def _rendered_size(markdown: str) -> int:
+    return _render(markdown).size
 
 
+@lru_cache(maxsize=4096)
 def _render(markdown: str) -> Rendered:
     text, entities = convert(markdown, latex_escape=False, config=_SYMBOLS)
     return _trimmed(text, tuple(nestable(entities)))
@@ -158,62 +143,6 @@ def _trimmed(text: str, entities: tuple[MdEntity, ...]) -> Rendered:
         if end > start:
             kept.append(entity.copy_with(offset=start, length=end - start))
     return Rendered(text, tuple(kept))
-
-
-def _pack(pieces: Sequence[Rendered], limit: int) -> list[Rendered]:
-    """Join consecutive pieces with a blank line while they fit in one message."""
-    messages: list[Rendered] = []
-    for piece in pieces:
-        if messages and messages[-1].size + 2 + piece.size <= limit:
-            head = messages[-1]
-            shift = head.size + 2
-            moved = tuple(e.copy_with(offset=e.offset + shift) for e in piece.entities)
-            messages[-1] = Rendered(f"{head.text}\n\n{piece.text}", head.entities + moved)
-        else:
-            messages.append(piece)
-    return messages
-
-
-def _blocks(markdown: str, starts_block: Callable[[str, str | None], bool]) -> list[str]:
-    """Cut Markdown into blocks where `starts_block(line, previous)` holds, never inside fences."""
-    blocks: list[list[str]] = [[]]
-    fence: str | None = None
-    previous: str | None = None
-    for line in markdown.splitlines():
-        marker = _FENCE.match(line)
-        if fence is None and starts_block(line, previous) and blocks[-1]:
-            blocks.append([])
-        if marker and fence is None:
-            fence = marker[1][0]
-        elif marker and fence is not None and marker[1][0] == fence:
-            fence = None
-        blocks[-1].append(line)
-        previous = line if fence is None else None
-    return [text for text in ("\n".join(b).strip() for b in blocks) if text]
-
-
-def _sections(markdown: str) -> list[str]:
-    """Blocks starting at each heading; a heading with nothing under it joins the next block."""
-    raw = _blocks(markdown, lambda line, _prev: bool(_HEADING.match(line)))
-    merged: list[str] = []
-    carry = ""
-    for block in raw:
-        block = f"{carry}\n{block}" if carry else block
-        carry = ""
-        if all(_HEADING.match(line) or not line.strip() for line in block.splitlines()):
-            carry = block
-        else:
-            merged.append(block)
-    if carry:
-        merged.append(carry)
-    return merged
-
-
-def _paragraphs(section: str) -> list[str]:
-    """Blocks separated by blank lines (outside code fences)."""
-    return _blocks(
-        section, lambda line, prev: bool(line.strip()) and prev is not None and not prev.strip()
-    )
 
 
 def clip_utf16(text: str, limit: int) -> str:
