@@ -65,17 +65,18 @@ def main(runs: int) -> None:
             f"split_markdown limit={limit} length={name}: {runs} runs in {seconds:.3f} s "
             f"({seconds / runs * 1000:.2f} ms each), {len(pieces)} pieces"
         )
-    # Today's two splitters, for comparison (Telegram's caches its result: cleared each run).
-    from bot import discord_render, telegram
+    # The platforms' whole rendering (split, then convert or render; Telegram's cache cleared).
+    from bot.platforms.discord import render as discord_render
+    from bot.platforms.telegram import render as telegram_render
 
-    def old_telegram() -> object:
-        telegram._render_cached.cache_clear()
-        return telegram.render_messages(markdown)
+    def telegram_messages() -> object:
+        telegram_render._render_cached.cache_clear()
+        return telegram_render.render_messages(markdown)
 
-    seconds = timed(runs, old_telegram)
-    print(f"bot.telegram.render_messages (today): {runs} runs in {seconds:.3f} s")
+    seconds = timed(runs, telegram_messages)
+    print(f"telegram render_messages: {runs} runs in {seconds:.3f} s")
     seconds = timed(runs, lambda: discord_render.render_messages(markdown))
-    print(f"bot.discord_render.render_messages (today): {runs} runs in {seconds:.3f} s")
+    print(f"discord render_messages: {runs} runs in {seconds:.3f} s")
 
 
 if __name__ == "__main__":
