@@ -325,11 +325,11 @@ class FakeDiscord:
         return channel_id
 
     def drop_connection(self, after: int = 0) -> None:
-        """Let `after` more webhook messages through, then cut the connection on the next one."""
+        """Let `after` more messages (webhook or channel) through, then cut the connection."""
         self._drop_after = after
 
     def answer_429(self, times: int = 1, retry_after: float = 0.3) -> None:
-        """Answer the next `times` webhook executions with 429 (as a shared limit would)."""
+        """Answer the next `times` messages (webhook or channel) with 429 (a shared limit)."""
         self._forced_429 += [retry_after] * times
 
     # --- what tests read -------------------------------------------------------------------------
@@ -477,6 +477,18 @@ class FakeDiscord:
             return self._error("channel", str(channel_id), payload, 404, "Unknown Channel", 10003)
         if access == "forbidden":
             return self._error("channel", str(channel_id), payload, 403, "Missing Access", 50001)
+        if self._drop_after is not None:
+            self._drop_after -= 1
+            if self._drop_after < 0:
+                self._drop_after = None
+                assert request.transport is not None
+                request.transport.abort()  # a network failure mid-digest, before any answer
+                raise web.HTTPServiceUnavailable()
+        if self._forced_429:
+            limited = self._rate_limit((channel_id, "channel"))
+            if isinstance(limited, web.Response):
+                self._record("channel", str(channel_id), payload, 429)
+                return limited
         if too_large(files):
             return self._error(
                 "channel", str(channel_id), payload, 413, "Request entity too large", 40005

@@ -148,6 +148,12 @@ class FakeTelegram:
     admins: dict[str, set[str]] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)
     missing: set[str] = field(default_factory=set)
+    # Chaos the way a real network delivers it: every Nth sendMessage is answered 429 with
+    # `chaos_retry_after`; every Mth *accepted* message is stored but its reply never arrives
+    # (the connection closes before the answer), so the client cannot know it went out.
+    rate_limit_every: int | None = None
+    chaos_retry_after: int = 1
+    lose_reply_every: int | None = None
 
     sent: list[SentMessage] = field(default_factory=list, init=False)
     photos: list[SentPhoto] = field(default_factory=list, init=False)
@@ -156,6 +162,7 @@ class FakeTelegram:
     rejected: list[tuple[str, str]] = field(default_factory=list, init=False)
     commands: list[dict[str, Any]] = field(default_factory=list, init=False)
     member_lookups: int = field(default=0, init=False)
+    lost_replies: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self._updates: list[dict[str, Any]] = []
@@ -322,12 +329,27 @@ class FakeTelegram:
                 if failure.status == 429:
                     self.too_many_requests += 1
                 return _error(failure.status, failure.description, failure.parameters)
+            chaos = method == "sendMessage"
+            every = self.rate_limit_every
+            if chaos and every and self.requests[method] % every == 0:
+                self.too_many_requests += 1
+                retry = self.chaos_retry_after
+                message = f"Too Many Requests: retry after {retry}"
+                return _error(429, message, {"retry_after": retry})
             handler = getattr(self, f"_m_{method}", None)
             if handler is None:
                 return _error(404, "Not Found: method not found")
+            accepted = len(self.sent)
             result = await handler(params)
             if isinstance(result, web.Response):
                 return result
+            lose = self.lose_reply_every
+            if chaos and lose and len(self.sent) > accepted and len(self.sent) % lose == 0:
+                # Stored, then the connection drops before the answer: a lost reply.
+                self.lost_replies += 1
+                if request.transport is not None:
+                    request.transport.close()
+                raise ConnectionResetError("reply lost (scripted)")
             return web.json_response({"ok": True, "result": result})
         finally:
             await self._notify()
