@@ -152,7 +152,7 @@ class FakeTelegram:
     # `chaos_retry_after`; every Mth *accepted* message is stored but its reply never arrives
     # (the connection closes before the answer), so the client cannot know it went out.
     rate_limit_every: int | None = None
-    chaos_retry_after: int = 1
+    chaos_retry_after: float = 1
     lose_reply_every: int | None = None
 
     sent: list[SentMessage] = field(default_factory=list, init=False)
@@ -348,8 +348,8 @@ class FakeTelegram:
                 # Stored, then the connection drops before the answer: a lost reply.
                 self.lost_replies += 1
                 if request.transport is not None:
-                    request.transport.close()
-                raise ConnectionResetError("reply lost (scripted)")
+                    request.transport.abort()
+                raise web.HTTPServiceUnavailable()  # never reaches the client: it is gone
             return web.json_response({"ok": True, "result": result})
         finally:
             await self._notify()
