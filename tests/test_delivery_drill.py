@@ -1,6 +1,6 @@
 """Half-sent digests resume where they stopped: 429 storms and lost replies over the real client.
 
-The drill of issue 9 (now in `delivery_drill.py`, shared with `bench/delivery_drill.py`): a
+The drill of issue 9 (now in `delivery_drill.py`, shared with `bench/resume_drill.py`): a
 5-part digest to 50 chats while the Bot API stand-in answers 429 to every third sendMessage, and
 separately while it loses the reply of every fifth message it accepted.
 """

@@ -7,7 +7,7 @@ acknowledged parts sent again (expect 0), chats missing a part (expect 0), repea
 replies (at most one per lost reply) and the wall time against the same drill without faults.
 Telegram's retry_after is whole seconds; `--retry-after` scales it (default 0.1: ten times
 faster than real time, so the 429 rounds take about a tenth of what they would).
-Run: python bench/delivery_drill.py [--chats N] [--retry-after S]
+Run: python bench/resume_drill.py [--chats N] [--retry-after S]
 """
 
 from __future__ import annotations
