@@ -9,31 +9,24 @@ Content-Security-Policy as a second line of defence.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import hashlib
-import http.server
 import json
 import logging
 import re
 import shutil
-import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jinja2 import DictLoader, Environment, StrictUndefined
-from markdown_it import MarkdownIt
-from markdown_it.renderer import RendererHTML
-from markdown_it.rules_inline import StateInline
-from markdown_it.token import Token
 from markupsafe import Markup
 
-from bot.site_templates import TEMPLATES
+from bot.site.markdown import github_url, is_safe_url, render_markdown_html, repo_slug
+from bot.site.templates import TEMPLATES
 from collectors.activity import DayActivity, RepoActivity
 from collectors.window import day_window
 from summarizer.digest import NO_UPDATES, Digest
@@ -43,12 +36,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 SITE_TITLE = "AI Infra 每日简报"
 # Full HTML of every day makes a feed heavy; readers poll it, so it carries the newest days only.
 FEED_DAYS = 30
 # All archived days (the store's archive listing is bounded by a limit).
 MAX_DAYS = 100_000
-GITHUB = "https://github.com"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 FEED_ID = "tag:aiinfra-digest,2026:archive"
 # Remembers what each day's pages were built from, for incremental rebuilds.
@@ -61,14 +54,6 @@ _TEMPLATES_HASH = hashlib.sha256(
 _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 _WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
-_REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-_HTTP_URL = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
-# Characters mdurl.encode keeps as they are (its "safe" set plus alphanumerics).
-_ENCODED_URL = re.compile(r"^[A-Za-z0-9;/?:@&=+$,\-_.!~*'()#]*$")
-# A link whose label needs no inline parsing and whose URL needs no normalising (see above).
-_SIMPLE_LINK = re.compile(
-    r"\[([^\[\]\\`*_<>&!~\n]{1,200})\]\((https?://[A-Za-z0-9;/?:@&=+$,\-_.!~*'#]+)\)"
-)
 # Characters XML 1.0 forbids (C0 controls other than tab/newline/CR, lone surrogates, U+FFFE/F):
 # a title carrying one would make the whole feed unparseable.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -214,88 +199,6 @@ class _DetailItem:
 class _DetailGroup:
     title: str
     items: list[_DetailItem]
-
-
-# ---------------------------------------------------------------- rendering helpers
-
-
-def is_safe_url(url: object) -> bool:
-    """True for an absolute http(s) URL: the only links pages may carry out of the archive."""
-    return isinstance(url, str) and bool(_HTTP_URL.match(url.strip()))
-
-
-def repo_slug(repo: str) -> str:
-    """`owner/name` → `owner__name`, a file name safe on every file system."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", repo.replace("/", "__")).strip(".") or "_"
-
-
-def github_url(repo: str) -> str | None:
-    """The repository's GitHub page, when `repo` looks like `owner/name`."""
-    return f"{GITHUB}/{repo}" if _REPO_NAME.match(repo) else None
-
-
-def _link_open(
-    renderer: RendererHTML, tokens: Sequence[Token], idx: int, options: Any, env: Any
-) -> str:
-    # Links leave the archive (for GitHub): no window.opener for the target, no endorsement.
-    tokens[idx].attrSet("rel", "nofollow noopener")
-    return renderer.renderToken(tokens, idx, options, env)
-
-
-def _fast_normalize(default: Callable[[str], str]) -> Callable[[str], str]:
-    """markdown-it's link normalisation, skipped for URLs it would leave unchanged.
-
-    Parsing and re-encoding every URL is a third of the rendering time of a link-heavy digest;
-    a URL made only of characters mdurl never encodes (no `%`, no non-ASCII) comes out the same.
-    """
-
-    def normalize(url: str) -> str:
-        return url if _ENCODED_URL.match(url) else default(url)
-
-    return normalize
-
-
-def _simple_link(state: StateInline, silent: bool) -> bool:
-    """`[label](https://…)` with a plain label and URL, without the general link rule's work.
-
-    Digests are mostly such links, and the general rule (label, destination and title parsing,
-    character by character) is a third of the rendering time. Anything less plain (nested
-    brackets, markup in the label, a title, parentheses or `%` in the URL) is left to it; the
-    output is the same tokens the general rule would make.
-    """
-    if state.src[state.pos] != "[":
-        return False
-    match = _SIMPLE_LINK.match(state.src, state.pos)
-    if match is None or not state.md.validateLink(match[2]):
-        return False
-    if not silent:
-        state.push("link_open", "a", 1).attrs = {"href": match[2]}
-        state.push("text", "", 0).content = match[1]
-        state.push("link_close", "a", -1)
-    state.pos = match.end()
-    return True
-
-
-@functools.cache
-def markdown_renderer() -> MarkdownIt:
-    """CommonMark with tables, raw HTML off, images off, and only http(s) links."""
-    # markdown-it logs every block rule it tries at DEBUG: with LOG_LEVEL=debug a year's
-    # build would print millions of lines. Its debug output is no use to operators.
-    logging.getLogger("markdown_it").setLevel(logging.INFO)
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-    md.enable(["table", "strikethrough"])
-    # Images from model or issue text would load third-party resources (tracking pixels).
-    md.disable("image")
-    md.validateLink = is_safe_url  # type: ignore[method-assign]
-    md.normalizeLink = _fast_normalize(md.normalizeLink)  # type: ignore[method-assign,assignment]
-    md.add_render_rule("link_open", _link_open)
-    md.inline.ruler.before("link", "simple_link", _simple_link)
-    return md
-
-
-def render_markdown_html(text: str) -> Markup:
-    """Markdown (from the digest) → HTML that carries no markup of its own from the text."""
-    return Markup(markdown_renderer().render(text))
 
 
 def _environment() -> Environment:
@@ -624,62 +527,3 @@ def _write_site(views: list[_DayView], renderer: _Renderer, options: _BuildOptio
         newest=views[0].day if views else None,
         reused_days=len(views) - len(stale),
     )
-
-
-# ---------------------------------------------------------------- serving
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    # Say the charset: without it some browsers guess, and Chinese turns into mojibake.
-    extensions_map = {  # noqa: RUF012 (the base class declares it a plain attribute)
-        **http.server.SimpleHTTPRequestHandler.extensions_map,
-        ".html": "text/html; charset=utf-8",
-        ".xml": "application/atom+xml; charset=utf-8",
-        ".css": "text/css; charset=utf-8",
-    }
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the CLI's logging says where the site is served."""
-
-
-def make_server(
-    out_dir: Path, host: str = "127.0.0.1", port: int = 8000
-) -> http.server.ThreadingHTTPServer:
-    """An HTTP server for the built site (port 0 picks a free port; see `server_address`)."""
-    handler = functools.partial(_Handler, directory=str(out_dir))
-    return http.server.ThreadingHTTPServer((host, port), handler)
-
-
-async def serve_site(
-    out_dir: Path,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    *,
-    on_ready: Callable[[str], None] | None = None,
-) -> None:
-    """Serve the built site until cancelled (for `aiinfra-digest serve` under asyncio.run).
-
-    The server runs in a thread; cancelling (Ctrl-C) shuts it down. `on_ready` gets the URL.
-    """
-    server = make_server(out_dir, host, port)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="site-server", daemon=True
-    )
-    thread.start()
-    bound_host, bound_port = server.server_address[:2]
-    url = f"http://{bound_host!s}:{bound_port}/"
-    log.info("serving %s at %s", out_dir, url)
-    if on_ready is not None:
-        on_ready(url)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        server.shutdown()  # returns within the serve_forever poll interval
-        server.server_close()
-        thread.join()
-
-
-def serve(out_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the built site until interrupted (blocking; outside an event loop)."""
-    with make_server(out_dir, host, port) as server, contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever()
