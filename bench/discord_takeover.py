@@ -63,12 +63,12 @@ async def holder(store: Store) -> str | None:
         return (await conn.execute(query)).scalar()
 
 
-async def answered_once(fake: FakeDiscord, timeout: float) -> bool:
+async def answered_once(fake: FakeDiscord, within: float) -> bool:
     """Send one /help to every connected session; True when exactly one answer was accepted."""
     payload = command_interaction("help", guild_id=None)
     await fake.dispatch_interaction(payload)
     token = payload["token"]
-    await fake.wait_until(lambda: bool(fake.conversation(token)), seconds=timeout)
+    await fake.wait_until(lambda: bool(fake.conversation(token)), seconds=within)
     await asyncio.sleep(0.5)
     return [r.status for r in fake.callbacks(token)] == [200]
 
@@ -107,7 +107,7 @@ async def main(rounds: int, lease: float) -> None:
                     workers[dead].kill()
                     await workers.pop(dead).wait()
                     await fake.wait_until(
-                        lambda s=sessions: fake.sessions > s and fake.connected == 1,  # type: ignore[misc]
+                        lambda s=sessions: fake.sessions > s and fake.connected == 1,
                         seconds=lease * 3 + 30,
                     )
                     connected = time.monotonic() - killed_at

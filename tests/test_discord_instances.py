@@ -85,7 +85,8 @@ async def test_two_instances_answer_each_command_once_and_the_survivor_takes_ove
         ca = fake.write_ca(str(tmp_path / "ca.pem"))
         channel = fake.add_channel()
         workers = {
-            name: await start_worker(fake, db, ca, name, channel, tmp_path) for name in ("one", "two")
+            name: await start_worker(fake, db, ca, name, channel, tmp_path)
+            for name in ("one", "two")
         }
         try:
             # Both post through REST, with or without the gateway.

@@ -12,7 +12,7 @@ from service_support import ARCHIVED_DAY, NOW, ArchivePipeline, archive
 
 from bot.commands import CommandService
 from bot.platforms.telegram import TelegramAdapter
-from bot.settings import Settings
+from bot.settings import load_settings
 from bot.store import Store
 
 GROUP = -1_001_234_567
@@ -29,7 +29,7 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 async def adapter(telegram: FakeTelegram, tmp_path: Path) -> AsyncIterator[TelegramAdapter]:
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
     await archive(store, ARCHIVED_DAY)
-    settings = Settings(
+    settings = load_settings(
         telegram_bot_token=SecretStr(telegram.token),
         telegram_api_url=telegram.url,
         admin_user_ids=f"telegram:{OPERATOR}",

@@ -101,9 +101,7 @@ class TelegramAdapter:
         names = list(dict.fromkeys([*service.names, "start"]))
         self.application.add_handler(CommandHandler(names, self._on_command, filters=updates))
         # A group that became a supergroup: its subscription and settings follow the new id.
-        self.application.add_handler(
-            MessageHandler(filters.StatusUpdate.MIGRATE, self._on_migrate)
-        )
+        self.application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self._on_migrate))
         # An unknown command in a private chat still gets an answer; groups stay quiet.
         self.application.add_handler(
             MessageHandler(
