@@ -186,12 +186,21 @@ async def run(
                         )
                     )
             if settings.discord_bot_token is not None:
-                from bot.platforms.discord import make_bot, run_discord
+                import discord
 
-                bot = make_bot(settings, service)
-                senders[bot.sender.platform] = bot.sender
+                from bot.platforms.discord import discord_channel_sender, run_gateway
+
+                # Every instance posts through the REST API; one elected instance holds the
+                # gateway that answers slash commands (Discord sends each to every session).
+                try:
+                    channel = await stack.enter_async_context(discord_channel_sender(settings))
+                except discord.LoginFailure:
+                    raise StartupError("DISCORD_BOT_TOKEN was rejected by Discord", 2) from None
+                senders[channel.platform] = channel
                 background.append(
-                    asyncio.create_task(run_discord(settings, service, stop, bot=bot))
+                    asyncio.create_task(
+                        run_gateway(settings, service, store, worker, stop, ttl=lease_seconds)
+                    )
                 )
             if settings.discord_webhook_url is not None:
                 from bot.platforms.discord import make_webhook_sender, register_webhooks

@@ -145,6 +145,12 @@ class _Resolver(AbstractResolver):
         return None
 
 
+def stand_in_connector(port: int, ca_pem: str) -> aiohttp.TCPConnector:
+    """A connector to a stand-in running in another process (its port and CA certificate file)."""
+    client_ssl = ssl.create_default_context(cafile=ca_pem)
+    return aiohttp.TCPConnector(resolver=_Resolver(port), ssl=client_ssl, limit=0)
+
+
 @dataclass
 class Recorded:
     """One request the stand-in answered."""
@@ -257,7 +263,9 @@ class FakeDiscord:
         self._acknowledged: set[str] = set()
         self.autocomplete: dict[str, list[dict[str, Any]]] = {}
         self._changed = asyncio.Condition()
-        self._gateway: web.WebSocketResponse | None = None
+        # Every connected session gets every interaction, as Discord does for an unsharded bot.
+        self._gateways: list[web.WebSocketResponse] = []
+        self.sessions = 0  # gateway sessions identified so far
         self._sequence = 1
         self._ca = trustme.CA()
         self._runner: web.AppRunner | None = None
@@ -291,8 +299,8 @@ class FakeDiscord:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._gateway is not None:
-            await self._gateway.close()
+        for ws in list(self._gateways):
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -301,6 +309,11 @@ class FakeDiscord:
         client_ssl = ssl.create_default_context()
         self._ca.configure_trust(client_ssl)
         return aiohttp.TCPConnector(resolver=_Resolver(self.port), ssl=client_ssl, limit=0)
+
+    def write_ca(self, path: str) -> str:
+        """Write the stand-in's CA certificate to `path` (for clients in other processes)."""
+        self._ca.cert_pem.write_to_path(path)
+        return path
 
     def session(self) -> aiohttp.ClientSession:
         """An aiohttp session for discord.py's webhooks, pointed at this stand-in."""
@@ -353,21 +366,29 @@ class FakeDiscord:
 
     # --- gateway ---------------------------------------------------------------------------------
 
-    async def dispatch_interaction(self, payload: dict[str, Any]) -> None:
-        """Send an INTERACTION_CREATE event to the connected bot."""
-        assert self._gateway is not None, "the bot is not connected"
-        self._interactions.setdefault(payload["token"], [])
-        await self._send_event("INTERACTION_CREATE", payload)
+    @property
+    def connected(self) -> int:
+        """How many identified gateway sessions are open now."""
+        return len(self._gateways)
 
-    async def _send_event(self, name: str, data: dict[str, Any]) -> None:
-        assert self._gateway is not None
+    async def dispatch_interaction(self, payload: dict[str, Any]) -> None:
+        """Send an INTERACTION_CREATE event to every connected session of the bot."""
+        assert self._gateways, "the bot is not connected"
+        self._interactions.setdefault(payload["token"], [])
+        for ws in list(self._gateways):
+            await self._send_event(ws, "INTERACTION_CREATE", payload)
+
+    def callbacks(self, token: str) -> list[Recorded]:
+        """Every answer attempt to one interaction (accepted or refused)."""
+        return [r for r in self.records if r.kind == "callback" and r.target == token]
+
+    async def _send_event(self, ws: web.WebSocketResponse, name: str, data: dict[str, Any]) -> None:
         self._sequence += 1
-        await self._gateway.send_json({"op": 0, "t": name, "s": self._sequence, "d": data})
+        await ws.send_json({"op": 0, "t": name, "s": self._sequence, "d": data})
 
     async def _gateway_socket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        self._gateway = ws
         await ws.send_json({"op": 10, "d": {"heartbeat_interval": 41250}})
         async for frame in ws:
             if frame.type != aiohttp.WSMsgType.TEXT:
@@ -380,9 +401,16 @@ class FakeDiscord:
                 if message["d"].get("token") != self.bot_token:
                     await ws.close(code=4004, message=b"Authentication failed.")
                     break
-                await self._send_event("READY", self._ready())
+                await self._send_event(ws, "READY", self._ready())
+                self._gateways.append(ws)
+                self.sessions += 1
                 self.identified.set()
-        self._gateway = None
+                async with self._changed:
+                    self._changed.notify_all()
+        if ws in self._gateways:
+            self._gateways.remove(ws)
+        async with self._changed:
+            self._changed.notify_all()
         return ws
 
     def _ready(self) -> dict[str, Any]:

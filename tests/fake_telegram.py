@@ -154,6 +154,8 @@ class FakeTelegram:
     rate_limit_every: int | None = None
     chaos_retry_after: float = 1
     lose_reply_every: int | None = None
+    # A group that became a supergroup: old id → new id (sends to the old id are refused).
+    migrated: dict[str, str] = field(default_factory=dict)
 
     sent: list[SentMessage] = field(default_factory=list, init=False)
     photos: list[SentPhoto] = field(default_factory=list, init=False)
@@ -280,6 +282,41 @@ class FakeTelegram:
             message["sender_chat"] = {"id": sender, "type": chat_type, "title": title}
         key = "channel_post" if chat_type == "channel" else "message"
         return self.push_update({key: message})
+
+    def migrate_group(
+        self,
+        old_chat_id: int,
+        new_chat_id: int,
+        *,
+        announce: bool = True,
+        title: str = "Test group",
+        user_id: int = 1,
+    ) -> None:
+        """Upgrade a group to a supergroup, as Telegram does when a group grows or is converted.
+
+        From now on a send to the old id gets 400 "group chat was upgraded to a supergroup chat"
+        with `migrate_to_chat_id`. With `announce`, the two service messages Telegram sends are
+        queued as updates: `migrate_to_chat_id` in the old group, `migrate_from_chat_id` in the
+        new supergroup.
+        """
+        self.migrated[str(old_chat_id)] = str(new_chat_id)
+        if not announce:
+            return
+        user = {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"}
+        old = {"id": old_chat_id, "type": "group", "title": title}
+        new = {"id": new_chat_id, "type": "supergroup", "title": title}
+        for chat, key, value in (
+            (old, "migrate_to_chat_id", new_chat_id),
+            (new, "migrate_from_chat_id", old_chat_id),
+        ):
+            message = {
+                "message_id": next(self._message_ids[f"in:{chat['id']}"]),
+                "date": int(time.time()),
+                "chat": chat,
+                "from": user,
+                key: value,
+            }
+            self.push_update({"message": message})
 
     def messages_to(self, chat_id: str | int) -> list[SentMessage]:
         """The messages accepted for one chat, oldest first."""
@@ -595,6 +632,13 @@ class FakeTelegram:
             return _error(403, "Forbidden: bot was blocked by the user")
         if chat_id in self.missing:
             return self._reject(method, "Bad Request: chat not found")
+        if chat_id in self.migrated:
+            self.rejected.append((method, "group chat was upgraded to a supergroup chat"))
+            return _error(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": int(self.migrated[chat_id])},
+            )
         return None
 
     def _rate_limited(self, chat_id: str) -> web.Response | None:

@@ -42,6 +42,7 @@ from bot.platforms.discord import (
     run_discord,
 )
 from bot.platforms.discord.render import render_messages, split_messages, to_discord
+from bot.platforms.discord.slash import ALERTS_REPOS_ALONE, WEEKLY_BOTH
 from bot.settings import DEFAULT_REPOS, Settings, load_settings
 from bot.store import Store
 from collectors.activity import DayActivity
@@ -592,3 +593,31 @@ async def test_autocomplete_offers_a_repository_a_channel_added_with_subscribe(
     assert await offered("unsubscribe", "repos", "vllm TRI") == ["vllm triton-lang/triton"]
     chat = await store.get_chat(PLATFORM, payload["channel_id"])
     assert chat is not None and chat.repos == ("triton-lang/triton",)
+
+
+async def test_weekly_with_both_state_and_repos_is_refused_in_one_line_not_half_done(
+    running_bot: tuple[FakeDiscord, Store, OneDigest],
+) -> None:
+    fake, store, _pipeline = running_bot
+    manager = SEND_MESSAGES | MANAGE_CHANNELS
+    payload = command_interaction("weekly", {"repos": "vllm", "state": "on"}, permissions=manager)
+    (shown,) = await ask(fake, payload)
+    assert shown.ephemeral and shown.content == WEEKLY_BOTH
+    assert await store.get_chat(PLATFORM, payload["channel_id"]) is None
+
+
+async def test_alerts_repos_reach_the_service_or_are_refused_when_they_cannot(
+    running_bot: tuple[FakeDiscord, Store, OneDigest],
+) -> None:
+    fake, store, _pipeline = running_bot
+    manager = SEND_MESSAGES | MANAGE_CHANNELS
+    alone = command_interaction("alerts", {"repos": "vllm"}, permissions=manager)
+    (shown,) = await ask(fake, alone)
+    assert shown.ephemeral and shown.content == ALERTS_REPOS_ALONE
+    assert await store.alert_chat(PLATFORM, alone["channel_id"]) is None
+
+    both = command_interaction("alerts", {"state": "on", "repos": "vllm"}, permissions=manager)
+    (shown,) = await ask(fake, both)
+    assert "vllm-project/vllm" in shown.content
+    current = await store.alert_chat(PLATFORM, both["channel_id"])
+    assert current is not None and current.repos == ("vllm-project/vllm",)

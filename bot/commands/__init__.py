@@ -131,6 +131,15 @@ class CommandService:
         """(command, description) pairs for the platforms' command menus."""
         return COMMAND_MENU
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every command the service answers, in the menu or not (the operator commands)."""
+        return tuple(self._handlers)
+
+    async def move_chat(self, platform: str, old_chat_id: str, new_chat_id: str) -> bool:
+        """A chat got a new id (a Telegram group became a supergroup): move all of it there."""
+        return await self._core.store.move_chat(platform, old_chat_id, new_chat_id)
+
     async def handle(
         self, ctx: ChatContext, command: str, args: str, progress: Progress | None = None
     ) -> Reply:

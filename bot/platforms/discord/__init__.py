@@ -1,6 +1,13 @@
 """Discord: rendering (render), slash commands (slash), the bot client (client), senders."""
 
-from bot.platforms.discord.client import DigestBot, make_bot, run_discord
+from bot.platforms.discord.client import (
+    GATEWAY_LOCK,
+    DigestBot,
+    Gateway,
+    make_bot,
+    run_discord,
+    run_gateway,
+)
 from bot.platforms.discord.senders import (
     PLATFORM,
     WEBHOOK_PLATFORM,
@@ -21,11 +28,13 @@ from bot.platforms.discord.slash import (
 )
 
 __all__ = [
+    "GATEWAY_LOCK",
     "PLATFORM",
     "WEBHOOK_PLATFORM",
     "DigestBot",
     "DiscordChannelSender",
     "DiscordWebhookSender",
+    "Gateway",
     "WebhookTarget",
     "build_tree",
     "chat_context",
@@ -38,4 +47,5 @@ __all__ = [
     "repo_choices",
     "repo_list_choices",
     "run_discord",
+    "run_gateway",
 ]

@@ -21,6 +21,9 @@ from bot.repos import short_name
 log = logging.getLogger(__name__)
 
 COMMAND_FAILED = "出错了，请稍后再试。"
+# Option combinations the service has no meaning for: said so, never silently dropped.
+WEEKLY_BOTH = "state 与 repos 不能同时使用：state 开关每周一的推送，repos 查看这些仓库的本周回顾。"
+ALERTS_REPOS_ALONE = "repos 需要与 state 一起使用：state 选 on 或 off，再填仓库。"
 # Discord wants an answer to an interaction within 3 s; a command still busy after this long is
 # deferred ("thinking…") and answered with follow-ups.
 DEFER_AFTER = 1.0
@@ -152,6 +155,11 @@ class _Answer:
             )
 
 
+async def refuse(interaction: discord.Interaction, text: str) -> None:
+    """Answer privately with one line, without calling the service."""
+    await _Answer(interaction).send(Reply(text, ephemeral=True))
+
+
 async def answer(
     interaction: discord.Interaction,
     service: CommandHandler,
@@ -227,7 +235,10 @@ def build_tree(
         repos: str | None = None,
         state: Literal["on", "off"] | None = None,
     ) -> None:
-        await run(interaction, "weekly", state or repos)
+        if state and repos and repos.strip():
+            await refuse(interaction, WEEKLY_BOTH)
+            return
+        await run(interaction, "weekly", state, repos)
 
     @tree.command(name="subscribe", description=about["subscribe"][:100])
     @app_commands.describe(repos="空格分隔的仓库；不填则订阅全部")
@@ -267,7 +278,10 @@ def build_tree(
         state: Literal["on", "off"] | None = None,
         repos: str | None = None,
     ) -> None:
-        await run(interaction, "alerts", state, repos if state else None)
+        if repos and repos.strip() and not state:
+            await refuse(interaction, ALERTS_REPOS_ALONE)
+            return
+        await run(interaction, "alerts", state, repos)
 
     @tree.command(name="watch", description=about["watch"][:100])
     @app_commands.describe(words='空格分隔的关键词，词组用双引号："MoE" Blackwell')

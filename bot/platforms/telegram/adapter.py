@@ -96,8 +96,12 @@ class TelegramAdapter:
         self.sender = TelegramSender(self.application.bot)
         self.admins = AdminCheck(self.application.bot)
         updates = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
-        names = [name for name, _ in service.commands] + ["start"]
+        # Every command the service answers, the operator ones too (not in the menu): in a group
+        # only handled commands get an answer, and the service decides who may run them.
+        names = list(dict.fromkeys([*service.names, "start"]))
         self.application.add_handler(CommandHandler(names, self._on_command, filters=updates))
+        # A group that became a supergroup: its subscription and settings follow the new id.
+        self.application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self._on_migrate))
         # An unknown command in a private chat still gets an answer; groups stay quiet.
         self.application.add_handler(
             MessageHandler(
@@ -187,6 +191,30 @@ class TelegramAdapter:
                 await self.sender.send_markdown(str(chat.id), COMMAND_FAILED)
             except Exception:
                 log.exception("telegram: could not tell chat %s about the failure", chat.id)
+
+    async def _on_migrate(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Move the chat's records when Telegram announces a group → supergroup upgrade.
+
+        Telegram sends two service messages (`migrate_to_chat_id` in the old group,
+        `migrate_from_chat_id` in the new supergroup); whichever arrives first moves everything
+        in one transaction, the other finds nothing left to move.
+        """
+        message = update.effective_message
+        if message is None:
+            return
+        if message.migrate_to_chat_id is not None:
+            old, new = message.chat.id, message.migrate_to_chat_id
+        elif message.migrate_from_chat_id is not None:
+            old, new = message.migrate_from_chat_id, message.chat.id
+        else:
+            return
+        try:
+            moved = await self.service.move_chat(PLATFORM, str(old), str(new))
+        except Exception:
+            log.exception("telegram: moving chat %s to %s failed", old, new)
+            return
+        if moved:
+            log.info("telegram: chat %s became %s; its subscription moved", old, new)
 
     async def _answer(self, update: Update, message: Message, chat: Chat) -> None:
         command, args = split_command(message.text or "")
