@@ -411,7 +411,7 @@ class Store:
         post_time: str,
         timezone: str,
         now: datetime | None = None,
-        thread_id: str | None | Keep = KEEP,
+        thread_id: str | Keep | None = KEEP,
     ) -> Chat:
         """Subscribe a chat to all repositories (None) or add the named ones; re-activates it.
 
@@ -522,7 +522,7 @@ class Store:
         return await self._set(platform, chat_id, {"chart": bool(on)})
 
     async def set_weekly(
-        self, platform: str, chat_id: str, on: bool, *, thread_id: str | None | Keep = KEEP
+        self, platform: str, chat_id: str, on: bool, *, thread_id: str | Keep | None = KEEP
     ) -> Chat | None:
         """Turn the Monday roll-up of the week on or off; None for an unknown chat.
 
@@ -1184,7 +1184,7 @@ class Store:
         by: str | None,
         now: datetime | None = None,
         prereleases: bool | None = None,
-        thread_id: str | None | Keep = KEEP,
+        thread_id: str | Keep | None = KEEP,
     ) -> AlertChat:
         """Opt a chat into release alerts of all tracked repositories (None) or the named ones.
 
