@@ -146,7 +146,7 @@ async def test_a_topic_in_a_chat_without_topics_is_refused_as_telegram_does(
 ) -> None:
     [part] = render_messages("hello")
     assert await sender.send_part(f"{FORUM}/{TOPIC}", part)
-    with pytest.raises(ChatGone, match="(?i)message thread not found"):
+    with pytest.raises(ChatGone, match=r"(?i)message thread not found"):
         await sender.send_part(f"{PLAIN_GROUP}/{TOPIC}", part)
     assert telegram.rejected == [("sendMessage", "Bad Request: message thread not found")]
     assert [m.thread_id for m in telegram.sent] == [TOPIC]
