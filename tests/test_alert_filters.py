@@ -12,14 +12,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from fake_github import FakeGitHub, iso, release
 from fake_telegram import FakeTelegram
-from store_backends import BACKENDS, isolated_database
+from sqlalchemy.engine import Connection
+from store_backends import BACKENDS, TestDatabase, isolated_database
 from telegram import Bot
 
 from bot.alerts import ReleasePoller, is_prerelease
 from bot.platforms.telegram import TelegramSender
-from bot.store import Store
+from bot.store import Store, make_engine
+from bot.store.engine import alembic_config
 from collectors.activity import Release
 from collectors.github import GitHubClient
 
@@ -182,3 +186,50 @@ async def test_alerts_turned_on_in_a_forum_topic_are_posted_in_that_topic(world:
 def test_which_tags_are_pre_releases(tag: str, unstable: bool) -> None:
     item = Release(tag_name=tag, published_at=T0, url="https://github.com/a/b/releases")
     assert is_prerelease(item) is unstable
+
+
+def _to_0004(connection: Connection) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "0004")
+
+
+@pytest.fixture(params=BACKENDS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TestDatabase]:
+    async with isolated_database(request.param, tmp_path) as database:
+        yield database
+
+
+async def test_a_0004_database_keeps_its_chats_and_alerts_stable_only_in_the_chat_itself(
+    db: TestDatabase,
+) -> None:
+    since = T0.replace(tzinfo=None) if db.backend == "sqlite" else T0
+    engine = make_engine(db.url, schema=db.schema)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_to_0004)
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO alert_chats (platform, chat_id, repos, since, updated_at)"
+                    " VALUES ('telegram', '-100500', NULL, :at, :at)"
+                ),
+                {"at": since},
+            )
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO chats (platform, chat_id, post_time, timezone, active,"
+                    " updated_at) VALUES ('telegram', '-100500', '09:00', 'Asia/Shanghai',"
+                    " :yes, :at)"
+                ),
+                {"at": since, "yes": True},
+            )
+    finally:
+        await engine.dispose()
+    store = await db.open()  # migrates to the head
+    try:
+        alerts = await store.alert_chat("telegram", "-100500")
+        chat = await store.get_chat("telegram", "-100500")
+    finally:
+        await store.close()
+    assert alerts is not None and not alerts.prereleases and alerts.thread_id is None
+    assert chat is not None and chat.active and chat.address == "-100500"
