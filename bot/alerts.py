@@ -7,6 +7,10 @@ saw the repository (recorded in the database, so a restart neither forgets nor r
 catalogue) and after the chat opted in. Each (platform, chat, repo, tag) is one alert row: created
 once, claimed with a lease, sent, marked — so every chat gets each release once, across restarts
 and instances, as with daily deliveries.
+
+Chats get stable releases unless they asked for all (`/alerts on all`): a release GitHub marks
+as a pre-release, or whose tag says nightly, rc, dev, alpha, beta or preview, is skipped for the
+others (flashinfer publishes a `nightly-…` release every day).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,6 +49,14 @@ PER_PAGE = 10
 MAX_AGE = timedelta(days=3)
 
 RepoSource = Callable[[], Awaitable[Sequence[str]]]
+
+# Pre-release words in a tag, as a word of their own (`nightly-2026-11-29`, `v1.0.0-rc.1`,
+# `v0.6.4.dev3`, `v0.5.0rc1`), never inside another word (`v1-devices`, `arch`).
+_UNSTABLE_TAG = re.compile(
+    r"(?:^|[^a-z])(?:nightly|alpha|beta|dev|rc|pre|preview)(?=$|[^a-z])"
+    r"|\d(?:a|b)\d+$",  # PEP 440 short forms: v2.0.0a1, v2.0.0b2
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -77,6 +90,11 @@ def to_release(raw: object) -> Release | None:
         prerelease=wire.prerelease,
         body=wire.body or "",
     )
+
+
+def is_prerelease(release: Release) -> bool:
+    """True for a GitHub pre-release or a nightly/rc/dev/alpha/beta/preview tag."""
+    return release.prerelease or _UNSTABLE_TAG.search(release.tag_name) is not None
 
 
 class ReleasePoller:
@@ -200,10 +218,14 @@ class ReleasePoller:
         result: PollResult,
     ) -> None:
         result.new_releases += 1
+        stable = not is_prerelease(release)
         targets = [
             c.key
             for c in chats
-            if c.wants(repo) and c.since < release.published_at and await self._reaches(c, repo)
+            if c.wants(repo)
+            and (stable or c.prereleases)
+            and c.since < release.published_at
+            and await self._reaches(c, repo)
         ]
         if targets:
             note = await summarize_release(repo, release, self._llm, self._store)
@@ -241,7 +263,9 @@ class ReleasePoller:
     async def _send(self, claim: AlertClaim, result: PollResult) -> None:
         """One alert through the delivery engine: paced at the gate, resumed part by part."""
         sender = self._senders[claim.platform]
-        outcome = await send_parts(self._store, sender, claim, claim.message, max_wait=60.0)
+        outcome = await send_parts(
+            self._store, sender, claim, claim.message, max_wait=60.0, to=claim.address
+        )
         assert isinstance(outcome.claim, AlertClaim)
         claim = outcome.claim
         if outcome.moved_to is not None:

@@ -137,6 +137,7 @@ async def send_parts(
     hold: Callable[[Claim], Awaitable[Claim | None]] | None = None,
     stopping: Callable[[], bool] = lambda: False,
     retry_pauses: Sequence[float] = INLINE_RETRY_PAUSES,
+    to: str | None = None,
 ) -> PartsOutcome:
     """Send `markdown` to the claim's chat from the first part it has not accepted yet.
 
@@ -145,11 +146,12 @@ async def send_parts(
     message waits at the sender's gate; a 429 pauses the gate for every chat of the platform.
     `hold` renews the lease when it runs short (None: the claim was lost); a part that fails
     for no stated reason is tried again after each of `retry_pauses` (a lost reply may thus
-    deliver that one part twice: Telegram has no idempotency key).
+    deliver that one part twice: Telegram has no idempotency key). `to` is the address when
+    the chat posts into a forum topic (`chat/topic`, see `bot.store.chat_address`).
     """
     parts = sender.render(markdown)
     ids = list(claim.sent_ids)[: len(parts)]
-    target = claim.chat_id
+    target = to or claim.chat_id
     moved_to: str | None = None
     rounds = 0
     failures = 0
@@ -380,6 +382,7 @@ class _Broadcast:
             hold=self._hold,
             stopping=self._stopping,
             retry_pauses=self.o.retry_pauses,
+            to=chat.address,
         )
         assert isinstance(outcome.claim, DeliveryClaim)
         claim = outcome.claim
@@ -392,7 +395,7 @@ class _Broadcast:
                 metrics.posted(self.day)
                 self.result.sent += 1
                 if chat.chart and self.chart is not None:
-                    await self._send_chart(outcome.moved_to or chat.chat_id, self.chart)
+                    await self._send_chart(outcome.moved_to or chat.address, self.chart)
             else:
                 metrics.delivery(chat.platform, "taken_over")
                 self.result.taken_over += 1

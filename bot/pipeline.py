@@ -137,6 +137,7 @@ def make_composer(
         cache=cache,
         token_budget=settings.llm_input_token_budget,
         concurrency=settings.llm_concurrency,
+        exclude_authors=settings.digest_exclude_authors,
     )
 
 

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from summarizer.noise import DEFAULT_EXCLUDED_AUTHORS
+
 DEFAULT_REPOS: tuple[str, ...] = (
     "deepseek-ai/DeepGEMM",
     "deepseek-ai/FlashMLA",
@@ -83,6 +85,10 @@ class Settings(BaseSettings):
     digest_repos: CommaList = Field(default_factory=lambda: list(DEFAULT_REPOS))
     digest_timezone: str = "Asia/Shanghai"
     digest_post_time: str = "09:00"
+    # Logins whose PRs and commits are counted, not summarised (releases always are).
+    digest_exclude_authors: CommaList = Field(
+        default_factory=lambda: list(DEFAULT_EXCLUDED_AUTHORS)
+    )
 
     database_url: str = "sqlite+aiosqlite:///./data/aiinfra-digest.db"
     cache_dir: str = "./data/cache"
@@ -111,7 +117,9 @@ class Settings(BaseSettings):
     on_demand_per_chat_day: int = Field(default=10, ge=1, le=1000)
     on_demand_per_hour: int = Field(default=30, ge=1, le=10000)
 
-    @field_validator("digest_models", "digest_repos", "admin_user_ids", mode="before")
+    @field_validator(
+        "digest_models", "digest_repos", "admin_user_ids", "digest_exclude_authors", mode="before"
+    )
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return split_commas(value)

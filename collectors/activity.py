@@ -123,6 +123,8 @@ class RepoActivity(_Frozen):
     # False when a listing stopped at a cap, so items of the day may be missing: such a day is
     # served but never archived as complete (see bot.pipeline).
     complete: bool = True
+    # PRs and commits of bot accounts left out before summarising (summarizer.noise).
+    bot_items: int = 0
 
     @property
     def is_empty(self) -> bool:

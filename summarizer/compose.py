@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import date
 from typing import Any, NamedTuple
 
@@ -31,6 +31,7 @@ from summarizer.guard import (
     parse_json_object,
 )
 from summarizer.llm import AllModelsFailed, LLMClient
+from summarizer.noise import DEFAULT_EXCLUDED_AUTHORS, bot_note, without_bots
 from summarizer.prompts import (
     PROMPT_VERSION,
     SUMMARY_SCHEMA,
@@ -142,9 +143,11 @@ class Composer:
         *,
         token_budget: int = 6000,
         concurrency: int = 4,
+        exclude_authors: Collection[str] = DEFAULT_EXCLUDED_AUTHORS,
     ) -> None:
         self._llm = llm
         self._cache = cache
+        self._exclude = tuple(exclude_authors)
         self._token_budget = token_budget
         self._concurrency = max(1, concurrency)
 
@@ -160,11 +163,17 @@ class Composer:
         `on_section` is called as each section is written (progress on a terminal).
         """
         limit = asyncio.Semaphore(self._concurrency)
-        chosen = [activity.repo(repo) or RepoActivity.failed(repo, NOT_COLLECTED) for repo in repos]
+        # Bot PRs and commits leave here, once: the sections and the summary see the same day.
+        chosen = [
+            without_bots(
+                activity.repo(repo) or RepoActivity.failed(repo, NOT_COLLECTED), self._exclude
+            )
+            for repo in repos
+        ]
 
         async def bounded(repo_activity: RepoActivity) -> Section:
             async with limit:
-                section = await self.section(repo_activity, activity.day)
+                section = await self._section(repo_activity, activity.day)
             if on_section is not None:
                 on_section(section)
             return section
@@ -198,6 +207,17 @@ class Composer:
 
     async def section(self, activity: RepoActivity, day: date) -> Section:
         """One repository's section: empty, error, cached, model-written, or structured."""
+        return await self._section(without_bots(activity, self._exclude), day)
+
+    async def _section(self, activity: RepoActivity, day: date) -> Section:
+        """The section of bot-filtered `activity`, ending with the count of bot items left out."""
+        section = await self._written(activity, day)
+        note = bot_note(activity.bot_items)
+        if not note:
+            return section
+        return section.model_copy(update={"markdown": f"{section.markdown}\n\n{note}"})
+
+    async def _written(self, activity: RepoActivity, day: date) -> Section:
         digest_hash = activity.content_hash()
         if activity.error is not None:
             return Section(

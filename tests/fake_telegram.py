@@ -110,6 +110,7 @@ class SentMessage:
     at: float
     reply_to: int | None = None
     deleted: bool = False
+    thread_id: int | None = None  # message_thread_id: the forum topic it was posted in
 
 
 @dataclass
@@ -122,6 +123,7 @@ class SentPhoto:
     filename: str | None
     caption: str
     at: float
+    thread_id: int | None = None  # message_thread_id: the forum topic it was posted in
 
 
 @dataclass
@@ -156,6 +158,9 @@ class FakeTelegram:
     lose_reply_every: int | None = None
     # A group that became a supergroup: old id → new id (sends to the old id are refused).
     migrated: dict[str, str] = field(default_factory=dict)
+    # Forum supergroups: chat id → the ids of its topics. A message_thread_id anywhere else is
+    # refused as Telegram does ("message thread not found").
+    forums: dict[str, set[int]] = field(default_factory=dict)
 
     sent: list[SentMessage] = field(default_factory=list, init=False)
     photos: list[SentPhoto] = field(default_factory=list, init=False)
@@ -257,9 +262,15 @@ class FakeTelegram:
         chat_type: str = "private",
         title: str = "Test group",
         sender_chat_id: int | None = None,
+        thread_id: int | None = None,
     ) -> int:
-        """Queue a command message; `chat_type="channel"` makes it a channel post."""
+        """Queue a command message; `chat_type="channel"` makes it a channel post.
+
+        `thread_id`: sent inside that topic of a forum (`forums`), as Telegram marks it.
+        """
         chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
+        if str(chat_id) in self.forums:
+            chat["is_forum"] = True
         if chat_type == "private":
             chat["first_name"] = f"user{chat_id}"
         else:
@@ -271,6 +282,9 @@ class FakeTelegram:
             "chat": chat,
             "text": text,
         }
+        if thread_id is not None:
+            message["message_thread_id"] = thread_id
+            message["is_topic_message"] = True
         if command.startswith("/"):
             message["entities"] = [
                 {"type": "bot_command", "offset": 0, "length": utf16_len(command)}
@@ -321,6 +335,10 @@ class FakeTelegram:
     def messages_to(self, chat_id: str | int) -> list[SentMessage]:
         """The messages accepted for one chat, oldest first."""
         return [m for m in self.sent if m.chat_id == str(chat_id) and not m.deleted]
+
+    def messages_in(self, chat_id: str | int, thread_id: int | None) -> list[SentMessage]:
+        """The messages accepted for one topic of a chat (None: outside every topic)."""
+        return [m for m in self.messages_to(chat_id) if m.thread_id == thread_id]
 
     async def wait_for_messages(
         self,
@@ -525,6 +543,9 @@ class FakeTelegram:
         refusal = self._chat_refusal("sendMessage", chat_id)
         if refusal is not None:
             return refusal
+        thread_id, refusal = self._thread(params, "sendMessage", chat_id)
+        if refusal is not None:
+            return refusal
         try:
             plain, entities = parse_message(params)
         except ParseError as exc:
@@ -546,6 +567,7 @@ class FakeTelegram:
             link_preview_disabled=_preview_disabled(params),
             at=time.monotonic(),
             reply_to=reply.get("message_id") if isinstance(reply, dict) else None,
+            thread_id=thread_id,
         )
         self.sent.append(record)
         return self._message_json(record)
@@ -553,6 +575,9 @@ class FakeTelegram:
     async def _m_sendPhoto(self, params: Mapping[str, Any]) -> Any:
         chat_id = str(params.get("chat_id"))
         refusal = self._chat_refusal("sendPhoto", chat_id)
+        if refusal is not None:
+            return refusal
+        thread_id, refusal = self._thread(params, "sendPhoto", chat_id)
         if refusal is not None:
             return refusal
         upload = params.get("photo")
@@ -577,6 +602,7 @@ class FakeTelegram:
             filename=upload.filename,
             caption=caption,
             at=time.monotonic(),
+            thread_id=thread_id,
         )
         self.photos.append(record)
         kind = "private" if not chat_id.startswith("-") else "supergroup"
@@ -641,6 +667,21 @@ class FakeTelegram:
             )
         return None
 
+    def _thread(
+        self, params: Mapping[str, Any], method: str, chat_id: str
+    ) -> tuple[int | None, web.Response | None]:
+        """message_thread_id: None, a topic of this forum, or Telegram's refusal."""
+        raw = params.get("message_thread_id")
+        if raw is None or raw == "":
+            return None, None
+        try:
+            thread_id = int(raw)
+        except (TypeError, ValueError):
+            return None, self._reject(method, "Bad Request: invalid message thread identifier")
+        if thread_id not in self.forums.get(chat_id, set()):
+            return None, self._reject(method, "Bad Request: message thread not found")
+        return thread_id, None
+
     def _rate_limited(self, chat_id: str) -> web.Response | None:
         """Telegram's broadcast limits: N messages in any 1 s overall, M per minute per group."""
         now = time.monotonic()
@@ -680,6 +721,10 @@ class FakeTelegram:
         }
         if record.entities:
             message["entities"] = record.entities
+        if record.thread_id is not None:
+            chat["is_forum"] = True
+            message["message_thread_id"] = record.thread_id
+            message["is_topic_message"] = True
         return message
 
 

@@ -243,13 +243,18 @@ async def test_operators_may_track_even_when_chats_may_not(
 
 # -- release-alert opt-ins -------------------------------------------------------------------------
 
+# How /alerts describes a chat that gets stable releases only (the default).
+STABLE = "（仅正式版本，发送 /alerts on all 可包含预发布与 nightly）"
+
 
 async def test_alerts_on_and_off(service: CommandService, store: Store) -> None:
     assert "未开启" in (await ask(service, "/alerts")).text
     reply = await ask(service, "/alerts on")
-    assert reply.text.startswith("已开启版本发布提醒：全部 8 个跟踪的仓库；新版本发布后约 5 分钟内")
+    assert reply.text.startswith(
+        f"已开启版本发布提醒：全部 8 个跟踪的仓库{STABLE}；新版本发布后约 5 分"
+    )
     status = await ask(service, "/alerts")
-    assert status.text == "本聊天已开启版本发布提醒：全部 8 个跟踪的仓库。"
+    assert status.text == f"本聊天已开启版本发布提醒：全部 8 个跟踪的仓库{STABLE}。"
     assert (await ask(service, "/alerts off")).text == "已关闭本聊天的版本发布提醒。"
     assert await store.alert_chat("telegram", "42") is None
     assert_refused_in_one_line(await ask(service, "/alerts maybe"))
@@ -267,7 +272,7 @@ async def test_subscribe_with_releases_opts_into_alerts_for_the_named_repositori
     # Followed for alerts only, the added repository is tracked (and polled) all the same.
     assert "InternLM/lmdeploy" in await tracked_set(store, DEFAULT_REPOS)
     reply = await ask(service, "/unsubscribe vllm releases")
-    assert reply.text == "已更新版本发布提醒：`InternLM/lmdeploy`。"
+    assert reply.text == f"已更新版本发布提醒：`InternLM/lmdeploy`{STABLE}。"
 
 
 async def test_subscriptions_mention_alerts_and_watches(service: CommandService) -> None:
@@ -275,7 +280,7 @@ async def test_subscriptions_mention_alerts_and_watches(service: CommandService)
     await ask(service, "/alerts on sglang")
     await ask(service, "/watch FP8")
     reply = await ask(service, "/subscriptions")
-    assert "版本发布提醒：`sgl-project/sglang`。" in reply.text
+    assert f"版本发布提醒：`sgl-project/sglang`{STABLE}。" in reply.text
     assert "关注词：`FP8`。" in reply.text
 
 

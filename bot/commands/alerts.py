@@ -1,4 +1,9 @@
-"""Release alerts: /alerts on|off [仓库 …] (also reached by `/subscribe vllm releases`)."""
+"""Release alerts: /alerts on|off [all|stable] [仓库 …] (also `/subscribe vllm releases [all]`).
+
+Stable releases only by default: `all` adds pre-releases and nightly/rc/dev/alpha/beta tags
+(flashinfer publishes a nightly every day), `stable` goes back. Turned on inside a Telegram forum
+topic, alerts are posted in that topic.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,23 @@ from bot.commands.core import (
     added_note,
     admin_refusal,
     echo,
+    here,
 )
 
-USAGE_ALERTS = "用法：/alerts on [仓库 …] 或 /alerts off [仓库 …]；也可以 /subscribe vllm releases"
+USAGE_ALERTS = (
+    "用法：/alerts on [all|stable] [仓库 …] 或 /alerts off [仓库 …]；"
+    "也可以 /subscribe vllm releases [all]（all：含预发布与 nightly）"
+)
+# The word choosing which releases alert: True adds pre-releases, False is stable only.
+CHANNEL_WORDS = {"all": True, "全部": True, "stable": False, "正式版": False}
+
+
+def split_channel_word(args: str) -> tuple[str, bool | None]:
+    """`all vllm` → (`vllm`, True): pre-releases too; `stable` → False; neither → None (keep)."""
+    tokens = args.split()
+    kept = [t for t in tokens if t.lower() not in CHANNEL_WORDS]
+    chosen = [CHANNEL_WORDS[t.lower()] for t in tokens if t.lower() in CHANNEL_WORDS]
+    return " ".join(kept), (chosen[-1] if chosen else None)
 
 
 class Alerts(Group):
@@ -47,20 +66,37 @@ class Alerts(Group):
             return refusal
         if mode == "off":
             return await self.off(ctx, core.resolve_all(rest, USAGE_ALERTS))
+        rest, prereleases = split_channel_word(rest)
         repos, added = await core.resolve_or_add(ctx, rest, USAGE_ALERTS)
-        return await self.on(ctx, repos, added)
+        return await self.on(ctx, repos, added, prereleases=prereleases)
 
-    async def on(self, ctx: ChatContext, repos: tuple[str, ...], added: tuple[str, ...]) -> Reply:
-        """Turn alerts on for `repos` (empty: all tracked); `added` were just tracked for it."""
+    async def on(
+        self,
+        ctx: ChatContext,
+        repos: tuple[str, ...],
+        added: tuple[str, ...],
+        *,
+        prereleases: bool | None = None,
+    ) -> Reply:
+        """Turn alerts on for `repos` (empty: all tracked); `added` were just tracked for it.
+
+        `prereleases` True/False chooses all releases or stable ones (None: as before; stable
+        for a new opt-in). Alerts go to the forum topic the command came from.
+        """
         core = self._core
         current = await core.store.enable_alerts(
-            ctx.platform, ctx.chat_id, repos or None, by=ctx.user_id
+            ctx.platform,
+            ctx.chat_id,
+            repos or None,
+            by=ctx.user_id,
+            prereleases=prereleases,
+            thread_id=ctx.thread_id,
         )
         await core.follow(ctx, repos, kind="alerts")
         minutes = f"{core.settings.release_poll_minutes:g}"
         return Reply(
             f"已开启版本发布提醒：{core.alert_scope(current)}；"
-            f"新版本发布后约 {minutes} 分钟内推送到本聊天。{added_note(added)}"
+            f"新版本发布后约 {minutes} 分钟内推送到{here(ctx)}。{added_note(added)}"
         )
 
     async def off(self, ctx: ChatContext, repos: tuple[str, ...]) -> Reply:

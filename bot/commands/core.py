@@ -53,6 +53,8 @@ class ChatContext:
     chat_kind: ChatKind
     user_id: str | None
     is_admin: Callable[[], Awaitable[bool]]
+    # The forum topic the command was sent in (Telegram): what it turns on posts there.
+    thread_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class ChatStore(Protocol):
         by: str | None,
         post_time: str,
         timezone: str,
+        thread_id: str | None = ...,
     ) -> ChatRecord: ...
 
     async def unsubscribe(
@@ -112,7 +115,9 @@ class ChatStore(Protocol):
         self, platform: str, chat_id: str, post_time: str
     ) -> ChatRecord | None: ...
     async def set_chart(self, platform: str, chat_id: str, on: bool) -> ChatRecord | None: ...
-    async def set_weekly(self, platform: str, chat_id: str, on: bool) -> ChatRecord | None: ...
+    async def set_weekly(
+        self, platform: str, chat_id: str, on: bool, *, thread_id: str | None = ...
+    ) -> ChatRecord | None: ...
 
     # The archive, for the weekly roll-up.
     async def load_digest(self, day: date) -> Digest | None: ...
@@ -140,7 +145,14 @@ class ChatStore(Protocol):
     async def move_chat(self, platform: str, old_chat_id: str, new_chat_id: str) -> bool: ...
     async def alert_chat(self, platform: str, chat_id: str) -> AlertChat | None: ...
     async def enable_alerts(
-        self, platform: str, chat_id: str, repos: Sequence[str] | None, *, by: str | None
+        self,
+        platform: str,
+        chat_id: str,
+        repos: Sequence[str] | None,
+        *,
+        by: str | None,
+        prereleases: bool | None = ...,
+        thread_id: str | None = ...,
     ) -> AlertChat: ...
     async def disable_alerts(
         self,
@@ -230,6 +242,11 @@ def added_note(added: Sequence[str]) -> str:
         return ""
     names = "、".join(f"`{repo}`" for repo in added)
     return f"新加入跟踪：{names}，从下一期日报起收录，只出现在本聊天的日报中。"
+
+
+def here(ctx: ChatContext) -> str:
+    """Where a command turns posts on: "本聊天", or "本话题" inside a forum topic."""
+    return "本话题" if ctx.thread_id is not None else "本聊天"
 
 
 async def admin_refusal(ctx: ChatContext) -> Reply | None:
@@ -396,10 +413,14 @@ class Core:
         return f"{what}；每天 {chat.post_time}（{chat.timezone}）推送。"
 
     def alert_scope(self, alerts: AlertChat) -> str:
-        """Which repositories a chat's release alerts cover, in prose."""
+        """Which repositories and releases a chat's release alerts cover, in prose."""
         if alerts.repos is None:
-            return f"全部 {len(self.shared)} 个跟踪的仓库"
-        return "、".join(f"`{repo}`" for repo in alerts.repos)
+            repos = f"全部 {len(self.shared)} 个跟踪的仓库"
+        else:
+            repos = "、".join(f"`{repo}`" for repo in alerts.repos)
+        if alerts.prereleases:
+            return f"{repos}（含预发布与 nightly 版本）"
+        return f"{repos}（仅正式版本，发送 /alerts on all 可包含预发布与 nightly）"
 
 
 def resolve_in(token: str, repos: Sequence[str], usage: str = USAGE_DIGEST) -> str:

@@ -289,8 +289,12 @@ class Reading(Group):
         current = await store.get_chat(ctx.platform, ctx.chat_id)
         if current is None or not current.active:
             return Reply(NOT_SUBSCRIBED, ephemeral=True)
-        setter = store.set_chart if what == "chart" else store.set_weekly
-        chat = await setter(ctx.platform, ctx.chat_id, on)
+        if what == "chart":
+            chat = await store.set_chart(ctx.platform, ctx.chat_id, on)
+        elif on:  # turned on inside a forum topic: the chat's posts go there from now on
+            chat = await store.set_weekly(ctx.platform, ctx.chat_id, on, thread_id=ctx.thread_id)
+        else:
+            chat = await store.set_weekly(ctx.platform, ctx.chat_id, on)
         if chat is None:
             return Reply(NOT_SUBSCRIBED, ephemeral=True)
         when = f"{chat.post_time}（{chat.timezone}）"

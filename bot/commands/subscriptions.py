@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bot.commands.alerts import Alerts
+from bot.commands.alerts import Alerts, split_channel_word
 from bot.commands.core import (
     NOT_SUBSCRIBED,
     USAGE_SUBSCRIBE,
@@ -63,9 +63,12 @@ class Subscriptions(Group):
         if refusal := await admin_refusal(ctx):
             return refusal
         args, releases = split_release_word(args)
+        prereleases = None
+        if releases:  # `/subscribe vllm releases all`: pre-releases and nightlies too
+            args, prereleases = split_channel_word(args)
         repos, added = await core.resolve_or_add(ctx, args, USAGE_SUBSCRIBE)
         if releases:
-            return await self._alerts.on(ctx, repos, added)
+            return await self._alerts.on(ctx, repos, added, prereleases=prereleases)
         existing = await core.store.get_chat(ctx.platform, ctx.chat_id)
         chat = await core.store.subscribe(
             ctx.platform,
@@ -74,10 +77,12 @@ class Subscriptions(Group):
             by=ctx.user_id,
             post_time=existing.post_time if existing else core.settings.digest_post_time,
             timezone=existing.timezone if existing else core.settings.digest_timezone,
+            thread_id=ctx.thread_id,  # sent inside a forum topic: the posts go there
         )
         await core.follow(ctx, repos, kind="daily")
         own = await core.added_by(ctx)
-        return Reply(f"已订阅：{core.describe(chat, own)}{added_note(added)}")
+        topic = "日报发在本话题。" if ctx.thread_id is not None else ""
+        return Reply(f"已订阅：{core.describe(chat, own)}{topic}{added_note(added)}")
 
     async def _unsubscribe(self, ctx: ChatContext, args: str, _p: Progress | None) -> Reply:
         core = self._core

@@ -63,6 +63,8 @@ class RateGate:
         """Book the next send slot for `chat_id`; returns how long to wait for it."""
         now = self._clock()
         earliest = now
+        # A forum topic or thread (`chat/topic`) posts into its chat: the chat's limit covers all.
+        chat_id = chat_id.partition("/")[0]
         paced = self._chat_limit > 0 and self._per_chat_applies(chat_id)
         if paced and chat_id not in self._groups and len(self._groups) >= 10_000:
             self._forget_idle(now)

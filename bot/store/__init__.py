@@ -4,6 +4,7 @@ from bot.store.engine import make_engine, migrate, upgrade
 from bot.store.store import (
     DAILY,
     FAILED,
+    KEEP,
     PENDING,
     SENDING,
     SENT,
@@ -22,11 +23,13 @@ from bot.store.types import (
     TrackedRepo,
     WatchChange,
     WatchLimitExceeded,
+    chat_address,
 )
 
 __all__ = [
     "DAILY",
     "FAILED",
+    "KEEP",
     "PENDING",
     "SENDING",
     "SENT",
@@ -41,6 +44,7 @@ __all__ = [
     "TrackedRepo",
     "WatchChange",
     "WatchLimitExceeded",
+    "chat_address",
     "make_engine",
     "migrate",
     "upgrade",

@@ -7,6 +7,7 @@ claims skip rows other workers hold (`SKIP LOCKED`), so any number of instances 
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -51,6 +52,15 @@ from summarizer.digest import Digest, Usage
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
 # Too old to be posted late when the bot came back (see Scheduler): never sent, shown by `status`.
 SKIPPED = "skipped"
+
+
+class Keep(enum.Enum):
+    """A setting left as it is (the default of optional updates)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
 # Kinds of delivery: the daily post of a day, the weekly roll-up of the week ending with it.
 DAILY, WEEKLY = "daily", "weekly"
 _ERROR_LIMIT = 1000
@@ -110,6 +120,7 @@ def _chat(row: RowMapping) -> Chat:
         deactivation_reason=row["deactivation_reason"],
         chart=bool(row["chart"]),
         weekly=bool(row["weekly"]),
+        thread_id=row["thread_id"],
     )
 
 
@@ -400,12 +411,15 @@ class Store:
         post_time: str,
         timezone: str,
         now: datetime | None = None,
+        thread_id: str | Keep | None = KEEP,
     ) -> Chat:
         """Subscribe a chat to all repositories (None) or add the named ones; re-activates it.
 
         A new or inactive chat starts afresh with `post_time`/`timezone`; an active chat keeps
         its own. Named repositories add to an active named set; an active "all" stays "all".
+        `thread_id` moves its posts to that forum topic (None: the chat itself).
         """
+        topic = {} if isinstance(thread_id, Keep) else {"thread_id": thread_id}
         now = now or utcnow()
         post_time = _check_post_time(post_time)
         timezone = _check_timezone(timezone)
@@ -427,6 +441,7 @@ class Store:
                         subscribed_by=by,
                         subscribed_at=now,
                         updated_at=now,
+                        **topic,
                     )
                     .on_conflict_do_nothing(index_elements=[chats.c.platform, chats.c.chat_id])
                     .returning(*chats.c)
@@ -453,7 +468,7 @@ class Store:
                 values = {"repos": None}
             else:
                 values = {"repos": _repos_json(_dedupe([*current.repos, *wanted]))}
-            return await self._update_chat(conn, platform, chat_id, values)
+            return await self._update_chat(conn, platform, chat_id, {**values, **topic})
 
     async def unsubscribe(
         self,
@@ -506,9 +521,15 @@ class Store:
         """Turn the picture of the day after the daily post on or off; None for an unknown chat."""
         return await self._set(platform, chat_id, {"chart": bool(on)})
 
-    async def set_weekly(self, platform: str, chat_id: str, on: bool) -> Chat | None:
-        """Turn the Monday roll-up of the week on or off; None for an unknown chat."""
-        return await self._set(platform, chat_id, {"weekly": bool(on)})
+    async def set_weekly(
+        self, platform: str, chat_id: str, on: bool, *, thread_id: str | Keep | None = KEEP
+    ) -> Chat | None:
+        """Turn the Monday roll-up of the week on or off; None for an unknown chat.
+
+        `thread_id` moves the chat's posts to that forum topic (None: the chat itself).
+        """
+        topic = {} if isinstance(thread_id, Keep) else {"thread_id": thread_id}
+        return await self._set(platform, chat_id, {"weekly": bool(on), **topic})
 
     async def _set(self, platform: str, chat_id: str, values: Mapping[str, Any]) -> Chat | None:
         stmt = (
@@ -755,7 +776,7 @@ class Store:
         row = await self._finish_claim(table, claim, values)
         if row is None:
             return None
-        return _alert_claim(row) if isinstance(claim, AlertClaim) else _claim(row)
+        return _alert_claim(row, claim.thread_id) if isinstance(claim, AlertClaim) else _claim(row)
 
     async def mark_failed(
         self,
@@ -1162,13 +1183,20 @@ class Store:
         *,
         by: str | None,
         now: datetime | None = None,
+        prereleases: bool | None = None,
+        thread_id: str | Keep | None = KEEP,
     ) -> AlertChat:
         """Opt a chat into release alerts of all tracked repositories (None) or the named ones.
 
         Named repositories add to a named set; "all" stays all. A new opt-in alerts releases
-        published from now on only.
+        published from now on only. `prereleases` True/False switches pre-release alerts on or
+        off (None: as before; a new opt-in is stable only); `thread_id` moves alerts to that
+        forum topic (None: the chat itself).
         """
         now = now or utcnow()
+        extra: dict[str, Any] = {} if prereleases is None else {"prereleases": prereleases}
+        if not isinstance(thread_id, Keep):
+            extra["thread_id"] = thread_id
         wanted = None if repos is None else (_dedupe(repos) or None)
         a = alert_chats.c
         async with self._write() as conn:
@@ -1186,6 +1214,7 @@ class Store:
                         since=now,
                         enabled_by=by,
                         updated_at=now,
+                        **extra,
                     )
                     .on_conflict_do_nothing(index_elements=[a.platform, a.chat_id])
                     .returning(*alert_chats.c)
@@ -1202,7 +1231,7 @@ class Store:
             stmt2 = (
                 sa.update(alert_chats)
                 .where(a.platform == platform, a.chat_id == chat_id)
-                .values(repos=_repos_json(merged), updated_at=now)
+                .values(repos=_repos_json(merged), updated_at=now, **extra)
                 .returning(*alert_chats.c)
             )
             return _alert_chat((await conn.execute(stmt2)).mappings().one())
@@ -1324,7 +1353,17 @@ class Store:
         rows = await self._claim_rows(
             alerts, where, worker=worker, limit=limit, lease_seconds=lease_seconds, now=now
         )
-        return [_alert_claim(row) for row in rows]
+        if not rows:
+            return []
+        # Alerts go to the topic the chat chose when sent (it may have moved since created).
+        a = alert_chats.c
+        chat_ids = sorted({str(row["chat_id"]) for row in rows})
+        query = sa.select(a.platform, a.chat_id, a.thread_id).where(
+            a.chat_id.in_(chat_ids), a.thread_id.is_not(None)
+        )
+        async with self._read() as conn:
+            topics = {(p, c): t for p, c, t in (await conn.execute(query)).all()}
+        return [_alert_claim(row, topics.get((row["platform"], row["chat_id"]))) for row in rows]
 
     async def mark_alert_sent(
         self, claim: AlertClaim, message_ids: list[str], *, now: datetime | None = None
@@ -1384,10 +1423,12 @@ def _alert_chat(row: RowMapping) -> AlertChat:
         repos=None if repos is None else tuple(json.loads(repos)),
         since=row["since"],
         enabled_by=row["enabled_by"],
+        prereleases=bool(row["prereleases"]),
+        thread_id=row["thread_id"],
     )
 
 
-def _alert_claim(row: RowMapping) -> AlertClaim:
+def _alert_claim(row: RowMapping, thread_id: str | None = None) -> AlertClaim:
     return AlertClaim(
         id=row["id"],
         platform=row["platform"],
@@ -1399,4 +1440,5 @@ def _alert_claim(row: RowMapping) -> AlertClaim:
         attempts=row["attempts"],
         lease_until=row["lease_until"],
         sent_ids=_ids(row["message_ids"]),
+        thread_id=thread_id,
     )

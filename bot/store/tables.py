@@ -57,6 +57,8 @@ chats = sa.Table(
     # Opt-ins (migration 0003): the picture of the day with the daily post, the Monday roll-up.
     sa.Column("chart", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("weekly", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Migration 0005: the forum topic the chat's posts go to (NULL: the chat itself).
+    sa.Column("thread_id", sa.String(32), nullable=True),
     sa.UniqueConstraint("platform", "chat_id", name="uq_chats_platform_chat"),
 )
 
@@ -176,6 +178,9 @@ alert_chats = sa.Table(
     sa.Column("since", UtcDateTime, nullable=False),  # releases published before are not alerted
     sa.Column("enabled_by", sa.String(128), nullable=True),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # Migration 0005: the forum topic alerts go to; whether pre-releases are alerted too.
+    sa.Column("thread_id", sa.String(32), nullable=True),
+    sa.Column("prereleases", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 release_cursors = sa.Table(

@@ -6,6 +6,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 
+def chat_address(chat_id: str, thread_id: str | None) -> str:
+    """Where a sender posts: `chat_id`, or `chat_id/thread_id` inside a forum topic or thread.
+
+    The form Discord webhook targets already use (`<webhook id>/<thread id>`); senders parse it.
+    """
+    return chat_id if thread_id is None else f"{chat_id}/{thread_id}"
+
+
 @dataclass(frozen=True)
 class Chat:
     """A chat on one platform and what it is subscribed to.
@@ -25,11 +33,17 @@ class Chat:
     deactivation_reason: str | None = None
     chart: bool = False  # the picture of the day follows the daily post
     weekly: bool = False  # the week's roll-up follows the Monday post
+    thread_id: str | None = None  # the forum topic its posts go to (None: the chat itself)
 
     @property
     def key(self) -> tuple[str, str]:
         """(platform, chat_id), the chat's identity."""
         return (self.platform, self.chat_id)
+
+    @property
+    def address(self) -> str:
+        """Where its posts go: the chat, or `chat/topic` (see `chat_address`)."""
+        return chat_address(self.chat_id, self.thread_id)
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,9 @@ class AlertChat:
     repos: tuple[str, ...] | None
     since: datetime
     enabled_by: str | None
+    # Pre-releases and nightly/rc/dev/alpha/beta tags too (`/alerts on all`); else stable only.
+    prereleases: bool = False
+    thread_id: str | None = None  # the forum topic alerts go to (None: the chat itself)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -110,6 +127,13 @@ class AlertClaim:
     lease_until: datetime
     # Ids of the parts the chat has accepted so far: a retry resumes after them.
     sent_ids: tuple[str, ...] = ()
+    # The chat's alert topic when claimed (alert_chats.thread_id).
+    thread_id: str | None = None
+
+    @property
+    def address(self) -> str:
+        """Where the alert goes: the chat, or `chat/topic`."""
+        return chat_address(self.chat_id, self.thread_id)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from telegram.ext import (
 from bot.commands import ChatContext, ChatKind, CommandService, Reply
 from bot.platforms.telegram.sender import PLATFORM, TelegramSender
 from bot.settings import Settings
+from bot.store.types import chat_address
 
 if TYPE_CHECKING:
     from telegram import Bot
@@ -188,7 +189,7 @@ class TelegramAdapter:
         except Exception:
             log.exception("telegram command in chat %s failed", chat.id)
             try:
-                await self.sender.send_markdown(str(chat.id), COMMAND_FAILED)
+                await self.sender.send_markdown(reply_address(message, chat), COMMAND_FAILED)
             except Exception:
                 log.exception("telegram: could not tell chat %s about the failure", chat.id)
 
@@ -229,17 +230,19 @@ class TelegramAdapter:
             chat_kind=chat_kind(chat),
             user_id=str(user.id) if user is not None else None,
             is_admin=lambda: self._is_admin(update, message, chat),
+            thread_id=topic_of(message),
         )
+        where = reply_address(message, chat)
 
         async def progress(note: str) -> None:
-            await self.sender.send_markdown(str(chat.id), note, reply_to=reply_to)
+            await self.sender.send_markdown(where, note, reply_to=reply_to)
 
         try:
             reply = await self.service.handle(ctx, command, args, progress)
         except Exception:
             log.exception("command %r in telegram chat %s failed", command[:40], chat.id)
             reply = Reply(COMMAND_FAILED, ephemeral=True)
-        await self.sender.send_markdown(str(chat.id), reply.text, reply_to=reply_to)
+        await self.sender.send_markdown(where, reply.text, reply_to=reply_to)
 
     async def _is_admin(self, update: Update, message: Message, chat: Chat) -> bool:
         if update.channel_post is not None:
@@ -253,6 +256,19 @@ class TelegramAdapter:
         except TelegramError as exc:
             log.warning("getChatMember %s/%s failed: %s", chat.id, message.from_user.id, exc)
             return False
+
+
+def topic_of(message: Message) -> str | None:
+    """The forum topic a message was sent in (None: the chat itself or a forum's General)."""
+    # A reply in an ordinary group carries a message_thread_id too; only topics count.
+    if message.is_topic_message and message.message_thread_id is not None:
+        return str(message.message_thread_id)
+    return None
+
+
+def reply_address(message: Message, chat: Chat) -> str:
+    """Where answers to `message` go: its chat, inside the topic it came from."""
+    return chat_address(str(chat.id), topic_of(message))
 
 
 def split_command(text: str) -> tuple[str, str]:

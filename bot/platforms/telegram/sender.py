@@ -3,6 +3,11 @@
 Rendering and splitting are `render.py`; pacing is the sender's gate (30 messages/s overall,
 20 per minute per group); resuming a half-sent digest is the engine's. A 429 becomes RetryLater
 (the engine pauses the gate for everyone); a group that became a supergroup becomes ChatMoved.
+
+A chat id may name a forum topic: `-100123/45` posts into topic 45 of chat -100123
+(`message_thread_id`), the `chat/thread` form `bot.store.chat_address` builds for chats that
+subscribed inside a topic. A topic that was deleted answers "message thread not found": the
+place the chat chose is gone, so the subscription is dropped like a chat that is gone.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ _GONE_MARKERS = (
     "not enough rights to send",
     "have no rights to send",
     "peer_id_invalid",
+    "message thread not found",
 )
 
 
@@ -66,6 +72,16 @@ def is_gone(error: TelegramError) -> bool:
 
 def _chat(chat_id: str) -> int | str:
     return int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id
+
+
+def parse_address(address: str) -> tuple[int | str, int | None]:
+    """`-100123/45` → (-100123, 45): the chat and the forum topic (None: the chat itself)."""
+    chat, slash, thread = address.partition("/")
+    if slash and thread.isdigit():
+        return _chat(chat), int(thread)
+    if slash:
+        raise ValueError(f"not a Telegram chat or chat/topic id: {address!r}")
+    return _chat(chat), None
 
 
 class TelegramSender(Sender):
@@ -93,9 +109,11 @@ class TelegramSender(Sender):
     async def send_part(self, chat_id: str, part: Any, *, reply_to: str | None = None) -> str:
         """sendMessage with entities and no link preview; the message id."""
         assert isinstance(part, Rendered)
+        chat, thread = parse_address(chat_id)
         with self._errors(chat_id):
             message = await self.bot.send_message(
-                chat_id=_chat(chat_id),
+                chat_id=chat,
+                message_thread_id=thread,
                 text=part.text,
                 entities=part.api_entities(),
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
@@ -111,9 +129,11 @@ class TelegramSender(Sender):
         """sendPhoto (multipart) with a plain caption; the message id."""
         if len(png) > MAX_PHOTO_BYTES:
             raise ValueError(f"photo of {len(png)} bytes exceeds Telegram's {MAX_PHOTO_BYTES}")
+        chat, thread = parse_address(chat_id)
         with self._errors(chat_id):
             message = await self.bot.send_photo(
-                chat_id=_chat(chat_id),
+                chat_id=chat,
+                message_thread_id=thread,
                 photo=png,
                 caption=clip_utf16(caption, MAX_CAPTION) or None,
             )
