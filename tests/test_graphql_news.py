@@ -130,7 +130,8 @@ async def test_linked_issues_get_their_titles_over_the_graphql_path(servers: Ser
 async def test_linked_issue_gets_are_capped_at_ten_over_graphql(servers: Servers) -> None:
     numbers = " ".join(f"#{n}" for n in range(100, 130))
     servers.rest.add_repo(
-        REPO, commits=[commit(when=START + timedelta(hours=1), message=f"Cleanup\n\nRefs {numbers}")]
+        REPO,
+        commits=[commit(when=START + timedelta(hours=1), message=f"Cleanup\n\nRefs {numbers}")],
     )
     await servers.collect([REPO])
     _, issues = servers.rest_paths()
