@@ -103,6 +103,8 @@ class Reading(Group):
         self._core = core
         self._on_demand = on_demand
         self._ages = ages
+        # Days generated here that the pipeline could not archive (incomplete), still said.
+        self._incomplete: set[date] = set()
         self._llm = llm
         self._cache = cache
         # Rendered text per (day, view, repos, watch words), valid while the pipeline hands back
@@ -156,7 +158,8 @@ class Reading(Group):
         # The whole-subscription view is the chat's daily post: with its `### 关注` section.
         words = await core.store.watches_of(ctx.platform, ctx.chat_id) if view == "digest" else ()
         young: list[tuple[str, date]] = []
-        if not await core.pipeline.has_digest(day):
+        generating = not await core.pipeline.has_digest(day)
+        if generating:
             # Any day since the repositories' creation; one before is answered, never generated.
             if day < GITHUB_OPENED:
                 raise Refused(f"{day.isoformat()} 早于 GitHub 上任何仓库的创建，没有这一天的日报。")
@@ -183,12 +186,27 @@ class Reading(Group):
             f"{escape_markdown_text(repo)} 创建于 {born.isoformat()}，当天还不存在。"
             for repo, born in young
         ]
-        if await core.store.load_digest(day) is None:
-            # Generated but not archived: a listing stopped at its cap (the pipeline's rule).
+        if await self._unarchived(day, generating):
             notes.append(INCOMPLETE_NOTE.format(day=day.isoformat()))
         if notes:
             text = text.rstrip("\n") + "\n\n" + "\n".join(notes) + "\n"
         return Reply(text)
+
+    async def _unarchived(self, day: date, generated: bool) -> bool:
+        """True when a day generated here (now or before) is still not in the archive.
+
+        The pipeline serves such a day but archives it only when complete (a listing stopped
+        at its page cap); later asks are served from its memory, so the day is remembered.
+        """
+        if not generated and day not in self._incomplete:
+            return False
+        if await self._core.store.load_digest(day) is not None:
+            self._incomplete.discard(day)
+            return False
+        if len(self._incomplete) >= RENDER_CACHE_SIZE:
+            self._incomplete.clear()
+        self._incomplete.add(day)
+        return True
 
     async def _not_yet_created(self, day: date, repos: Sequence[str]) -> list[tuple[str, date]]:
         """The asked repositories created after `day` ended, with their creation day; Refused
