@@ -3,7 +3,9 @@
 1. The recorded day (../shared/fixtures/github/2026-02-04) in each time zone of truth.json, and a
    synthetic 300-commit day (spread over the day, and packed into two hours), collected over REST
    (tokenless) and over GraphQL (tests/fake_graphql.py, GitHub's cost formula), side by side,
-   with a check that both give truth's exact totals.
+   with a check that both give truth's exact totals. The GraphQL path also makes REST requests
+   for the prompt's news (commit details for at most Limits.patch_commits commits, linked-issue
+   titles): GraphQL points + REST requests per repository-day are printed together.
 2. `backfill` of 30 days x 6 repositories (no model) into a SQLite archive over each path: GitHub
    requests or GraphQL queries and points, wall time, and the same backfill run again.
 Run: python bench/graphql_cost.py
@@ -14,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,17 +44,42 @@ DAY = date(2026, 2, 4)
 TZ = "Asia/Shanghai"
 
 
+@dataclass(frozen=True)
+class GraphQLCost:
+    """What one GraphQL-path collection cost: queries, points, REST details and issue GETs."""
+
+    queries: int
+    points: int
+    details: int
+    issue_gets: int
+    rerun_rest: int  # REST requests of an immediate re-run (304s and cache hits are free)
+
+    @property
+    def rest(self) -> int:
+        """REST requests beside GraphQL (patches and linked issues)."""
+        return self.details + self.issue_gets
+
+
 async def both_paths(
     rest: FakeGitHub, gql: FakeGraphQL, repos: list[str], day: date, timezone: str
-) -> tuple[DayActivity, DayActivity, int, int, int]:
-    """The day over REST and over GraphQL: (rest, graphql, REST requests, queries, points)."""
+) -> tuple[DayActivity, DayActivity, int, GraphQLCost]:
+    """The day over REST and over GraphQL: (rest, graphql, REST requests, GraphQL cost)."""
     async with GitHubClient(rest.url, None, MemoryCache()) as github:
         by_rest = await collect_day(github, repos, day, timezone)
         requests = github.stats.rate_limited
-    async with GitHubClient(rest.url, "tok", MemoryCache(), graphql_url=gql.url) as github:
+    cache = MemoryCache()
+    rest.clear_log()
+    async with GitHubClient(rest.url, "tok", cache, graphql_url=gql.url) as github:
         by_graphql = await collect_day(github, repos, day, timezone)
         queries, points = github.stats.graphql_requests, github.stats.graphql_points
-    return by_rest, by_graphql, requests, queries, points
+    paths = [r.path for r in rest.requests]
+    details = sum(1 for p in paths if re.fullmatch(r"/repos/[^/]+/[^/]+/commits/[0-9a-f]{40}", p))
+    issue_gets = sum(1 for p in paths if re.fullmatch(r"/repos/[^/]+/[^/]+/issues/\d+", p))
+    async with GitHubClient(rest.url, "tok", cache, graphql_url=gql.url) as github:
+        await collect_day(github, repos, day, timezone)
+        rerun = github.stats.rate_limited
+    cost = GraphQLCost(queries, points, details, issue_gets, rerun)
+    return by_rest, by_graphql, requests, cost
 
 
 def _same_totals(a: DayActivity, b: DayActivity) -> bool:
@@ -86,14 +115,15 @@ async def recorded() -> None:
     for zone, truth in truths.items():
         async with FakeGitHub() as rest, FakeGraphQL(rest) as gql:
             repos = rest.load_recorded(RECORDED)
-            by_rest, by_gql, requests, queries, points = await both_paths(
-                rest, gql, repos, DAY, zone
-            )
+            by_rest, by_gql, requests, cost = await both_paths(rest, gql, repos, DAY, zone)
         n = len(repos)
         print(
             f"  recorded {DAY} {zone:<14} REST {requests / n:.2f} requests/repo-day | GraphQL "
-            f"{queries / n:.2f} queries, {points / n:.2f} points/repo-day | exact vs truth: "
-            f"REST {_matches_truth(by_rest, truth)}, GraphQL {_matches_truth(by_gql, truth)}"
+            f"{cost.queries / n:.2f} queries, {cost.points / n:.2f} points + "
+            f"{cost.rest / n:.2f} REST ({cost.details / n:.2f} details, "
+            f"{cost.issue_gets / n:.2f} issue GETs)/repo-day, re-run {cost.rerun_rest} REST | "
+            f"exact vs truth: REST {_matches_truth(by_rest, truth)}, "
+            f"GraphQL {_matches_truth(by_gql, truth)}"
         )
 
 
@@ -127,13 +157,13 @@ async def synthetic() -> None:
     for label, commits, span, opened, issues in cases:
         async with FakeGitHub() as rest, FakeGraphQL(rest) as gql:
             _busy_day(rest, "acme/busy", commits, span, opened, issues)
-            by_rest, by_gql, requests, queries, points = await both_paths(
-                rest, gql, ["acme/busy"], DAY, TZ
-            )
+            by_rest, by_gql, requests, cost = await both_paths(rest, gql, ["acme/busy"], DAY, TZ)
         got = by_gql.repos[0]
         print(
-            f"  synthetic {label}: REST {requests} requests | GraphQL {queries} queries, "
-            f"{points} points | same totals, merged PRs: {_same_totals(by_rest, by_gql)} "
+            f"  synthetic {label}: REST {requests} requests | GraphQL {cost.queries} queries, "
+            f"{cost.points} points + {cost.rest} REST ({cost.details} details, "
+            f"{cost.issue_gets} issue GETs), re-run {cost.rerun_rest} REST | same totals, "
+            f"merged PRs: {_same_totals(by_rest, by_gql)} "
             f"({got.totals.commits} commits, +{got.totals.additions} -{got.totals.deletions}, "
             f"{len(got.opened_pulls)} opened PRs, {len(got.opened_issues)} issues)"
         )
@@ -191,7 +221,10 @@ async def backfill_month(path: str) -> None:
 async def main() -> int:
     """Print every figure."""
     logging.disable(logging.WARNING)
-    print("per repository-day, REST (tokenless) vs GraphQL (aim: <= 2 points, totals exact)")
+    print(
+        "per repository-day, REST (tokenless) vs GraphQL (aim: <= 2 points, totals exact; "
+        "plus <= 10 REST details and <= 10 issue GETs for the prompt's news)"
+    )
     await recorded()
     await synthetic()
     print("backfill (no model; stand-ins on 127.0.0.1; aim: re-run costs 0)")

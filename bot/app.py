@@ -120,6 +120,7 @@ async def run(
     """
     from bot.commands import CommandService
     from bot.fleet import POLLER_LOCK, Election, Fleet
+    from bot.ondemand import RepoAges
     from bot.scheduler import Scheduler, worker_id
     from bot.tracking import RepoChecker
 
@@ -155,6 +156,7 @@ async def run(
                 llm=clients.llm,
                 cache=store,
                 checker=RepoChecker(clients.github),
+                ages=RepoAges(clients.github),
             )
             senders: dict[str, Sender] = {}
             if settings.telegram_bot_token is not None:

@@ -1,21 +1,33 @@
 """Bounds on generating a day on demand (`/digest 2026-01-02` for a day not archived yet).
 
-Generating a day costs GitHub requests (an old day lists everything updated since then) and model
-calls, so per chat at most one such request a minute and ON_DEMAND_PER_CHAT_DAY a day (operators
-exempt), and at most ON_DEMAND_PER_HOUR across all chats. Archived days are never counted. The
-counts live in this process: each instance bounds what it generates.
+Any day since a repository's creation may be asked for. Generating one costs GitHub requests (on
+the GraphQL path about the same for any age; on the REST path an old day lists everything updated
+since then, up to the page cap) and model calls, so per chat at most one such request a minute
+and ON_DEMAND_PER_CHAT_DAY a day (operators exempt), and at most ON_DEMAND_PER_HOUR across all
+chats. Archived days are never counted. The counts live in this process: each instance bounds
+what it generates. `RepoAges` knows when each repository was created, so a day before it is
+answered without generating anything.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+
+from collectors.github import GitHubClient, GitHubError
+
+log = logging.getLogger(__name__)
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+# GitHub opened in 2008: no repository has a day before this.
+GITHUB_OPENED = date(2008, 1, 1)
+_AGES_KEPT = 4096
 
 
 @dataclass(frozen=True)
@@ -100,3 +112,43 @@ class OnDemandLimiter:
             if window is not None:
                 window.times.append(now)
         return None
+
+
+class RepoAges:
+    """When each repository was created: GET /repos/{owner}/{name} on the process's one GitHub
+    client, asked once per repository (a creation date never changes).
+
+    `created` answers None when GitHub cannot say now (unknown, unavailable, timed out): the
+    caller then generates as before rather than refusing a day that may exist.
+    """
+
+    def __init__(self, github: GitHubClient, *, timeout: float = 15.0) -> None:
+        self._github = github
+        self._timeout = timeout
+        self._known: dict[str, datetime] = {}
+        self.requests = 0
+
+    async def created(self, repo: str) -> datetime | None:
+        """The instant `repo` (`owner/name`) was created, or None when not known."""
+        key = repo.lower()
+        if key in self._known:
+            return self._known[key]
+        self.requests += 1
+        try:
+            # A chat is waiting: the client's own waits (rate limit, backoff) are cut short.
+            async with asyncio.timeout(self._timeout):
+                data = await self._github.get(f"repos/{repo}", follow_redirects=True)
+            stamp = str(data["created_at"])
+            when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except (GitHubError, TimeoutError) as exc:
+            log.warning("creation date of %s not known: %s", repo, exc or type(exc).__name__)
+            return None
+        except (KeyError, TypeError, ValueError):
+            log.warning("creation date of %s not known: malformed answer", repo)
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        if len(self._known) >= _AGES_KEPT:
+            self._known.clear()
+        self._known[key] = when
+        return when

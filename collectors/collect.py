@@ -62,6 +62,9 @@ class Limits:
     issue_pages: int = 30
     release_pages: int = 5
     linked_issue_requests: int = 10
+    # GraphQL gives no patches: at most this many commits get a REST detail (first page of
+    # files) so the prompt still sees their changelog and README lines.
+    patch_commits: int = 10
 
 
 LIMITS = Limits()
@@ -201,8 +204,8 @@ def _iso(instant: datetime) -> str:
 
 
 @dataclass
-class _Cuts:
-    """Counts of what was cut, turned into `truncated` notes."""
+class Cuts:
+    """Counts of what was cut, turned into `truncated` notes (shared by both collectors)."""
 
     bodies: int = 0
     messages: int = 0
@@ -223,6 +226,7 @@ class _Cuts:
         return text
 
     def summary(self, limits: Limits) -> list[str]:
+        """The `truncated` notes: what was cut, and each note added on the way."""
         notes = list(self.notes)
         if self.bodies:
             notes.append(f"{self.bodies} bodies or release notes cut to an excerpt")
@@ -256,7 +260,7 @@ class _RepoDay:
         self._window = window
         self._limits = limits
         self._base = f"repos/{repo}"
-        self._cuts = _Cuts()
+        self._cuts = Cuts()
 
     async def collect(self) -> RepoActivity:
         try:
@@ -363,13 +367,8 @@ class _RepoDay:
 
     async def _detail(self, sha: str) -> GhCommit:
         """A commit with stats and all its files (GitHub pages files 300 at a time)."""
-        page = await self._github.get_page(f"{self._base}/commits/{sha}", immutable=True)
-        commit = GhCommit.model_validate(page.data)
-        files = list(commit.files or [])
-        while page.next_url is not None:
-            page = await self._github.get_page(page.next_url, immutable=True)
-            files.extend(GhCommit.model_validate(page.data).files or [])
-        return commit.model_copy(update={"files": files})
+        commit, _ = await commit_detail(self._github, self._repo, sha)
+        return commit
 
     async def _totals(self, sized: list[_Sized]) -> Totals:
         detailed = [s.detail for s in sized if s.detail is not None]
@@ -433,46 +432,7 @@ class _RepoDay:
         )
 
     def _files(self, files: Iterable[GhFile]) -> list[FileChange]:
-        """Files in diff order; patches cut per file, and left out beyond the commit's budget."""
-        budget = self._limits.commit_patch_chars
-        files = list(files)
-        # Changelogs and docs say most about a commit, then source: they get the budget first.
-        ranked = sorted(files, key=lambda f: value_order(f.filename, f.additions + f.deletions))
-        patches: dict[str, str | None] = {}
-        for file in ranked:
-            patch = self._excerpt_patch(file)
-            if patch is not None and len(patch) > budget:
-                self._cuts.patches_left_out += 1
-                patch = None
-            budget -= len(patch or "")
-            patches[file.filename] = patch
-        return [
-            FileChange(
-                filename=f.filename,
-                status=f.status,
-                additions=f.additions,
-                deletions=f.deletions,
-                patch=patches.get(f.filename),
-            )
-            for f in files
-        ]
-
-    def _excerpt_patch(self, file: GhFile) -> str | None:
-        """The part of a file's patch worth keeping within `Limits.patch_chars`."""
-        patch, limit = file.patch, self._limits.patch_chars
-        if patch is None or worth(file.filename) == Worth.NAME_ONLY:
-            return None
-        if len(patch) <= limit:
-            return patch
-        self._cuts.patches_cut += 1
-        rank = worth(file.filename)
-        if is_news(file.filename) or rank == Worth.DOCS:
-            # A changelog's news is what it adds; the context lines around it are not.
-            patch = "\n".join("+" + line for line in added_lines(patch))
-        elif file.status == "added":
-            # The top of a new file is mostly its licence: keep what it defines instead.
-            return "+" + outline(patch, limit).replace("\n", "\n+")
-        return patch if len(patch) <= limit else patch[:limit] + _CUT
+        return ranked_files(files, self._limits, self._cuts)
 
     def _merged(self, issues: list[GhIssue], commits: list[Commit]) -> list[PullRequest]:
         by_pull: dict[int, list[Commit]] = {}
@@ -552,6 +512,74 @@ class _RepoDay:
             prerelease=release.prerelease,
             body=self._cuts.body(release.body, self._limits.release_body_chars),
         )
+
+
+async def commit_detail(
+    github: GitHubClient, repo: str, sha: str, *, max_pages: int | None = None
+) -> tuple[GhCommit, bool]:
+    """A commit with stats and its files (GitHub pages files 300 at a time), and whether every
+    page was read (`max_pages` bounds the requests; None reads them all).
+
+    A commit by SHA never changes: the client serves a stored answer without asking.
+    """
+    page = await github.get_page(f"repos/{repo}/commits/{sha}", immutable=True)
+    commit = GhCommit.model_validate(page.data)
+    files = list(commit.files or [])
+    pages = 1
+    while page.next_url is not None:
+        if max_pages is not None and pages >= max_pages:
+            return commit.model_copy(update={"files": files}), False
+        page = await github.get_page(page.next_url, immutable=True)
+        files.extend(GhCommit.model_validate(page.data).files or [])
+        pages += 1
+    return commit.model_copy(update={"files": files}), True
+
+
+def ranked_files(files: Iterable[GhFile], limits: Limits, cuts: Cuts) -> list[FileChange]:
+    """Files in diff order; patches cut per file, and left out beyond the commit's budget.
+
+    One ranking for both collectors (collectors.files): changelogs and docs say most about a
+    commit, then source, so they get the budget first.
+    """
+    budget = limits.commit_patch_chars
+    files = list(files)
+    ranked = sorted(files, key=lambda f: value_order(f.filename, f.additions + f.deletions))
+    patches: dict[str, str | None] = {}
+    for file in ranked:
+        patch = _excerpt_patch(file, limits, cuts)
+        if patch is not None and len(patch) > budget:
+            cuts.patches_left_out += 1
+            patch = None
+        budget -= len(patch or "")
+        patches[file.filename] = patch
+    return [
+        FileChange(
+            filename=f.filename,
+            status=f.status,
+            additions=f.additions,
+            deletions=f.deletions,
+            patch=patches.get(f.filename),
+        )
+        for f in files
+    ]
+
+
+def _excerpt_patch(file: GhFile, limits: Limits, cuts: Cuts) -> str | None:
+    """The part of a file's patch worth keeping within `Limits.patch_chars`."""
+    patch, limit = file.patch, limits.patch_chars
+    if patch is None or worth(file.filename) == Worth.NAME_ONLY:
+        return None
+    if len(patch) <= limit:
+        return patch
+    cuts.patches_cut += 1
+    rank = worth(file.filename)
+    if is_news(file.filename) or rank == Worth.DOCS:
+        # A changelog's news is what it adds; the context lines around it are not.
+        patch = "\n".join("+" + line for line in added_lines(patch))
+    elif file.status == "added":
+        # The top of a new file is mostly its licence: keep what it defines instead.
+        return "+" + outline(patch, limit).replace("\n", "\n+")
+    return patch if len(patch) <= limit else patch[:limit] + _CUT
 
 
 def _excerpt(value: str | None, limit: int) -> tuple[str, int]:

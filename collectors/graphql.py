@@ -11,24 +11,51 @@ the search said remain. The first page of each search is kept small (its labels 
 connection, which GitHub charges per node asked), so a quiet day costs 1 point.
 
 Totals are the sums of per-commit stats, exactly as on the REST path. `files_changed` is the sum
-of per-commit changed-file counts (GraphQL gives no file names), and commits carry no file list.
+of per-commit changed-file counts (GraphQL gives no file names).
+
+GraphQL gives no patches, so the day's news (changelog and README lines, issue 15) would never
+reach the prompt. At most `Limits.patch_commits` commits therefore get a REST detail (first page
+of files, by SHA, so a re-run serves it from the cache): commits whose message speaks of a
+changelog, release, sync or version first (up to half), then the largest by lines changed. Their
+files go through the same ranking as on the REST path (`ranked_files`). Issues and PRs the day
+mentions get their titles through the same `linked_issues` (at most 10 conditional GETs).
 An answer fetched after the day's window closed (plus a settling margin for the search index) is
 reused from the cache by query and variables: an immediate re-run of an old day costs nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-from collectors.activity import Commit, Issue, PullRequest, Release, RepoActivity, Totals
-from collectors.collect import LIMITS, Limits, pull_number
-from collectors.github import GitHubClient, GraphQLError
+from collectors.activity import (
+    Commit,
+    FileChange,
+    Issue,
+    PullRequest,
+    Release,
+    RepoActivity,
+    Totals,
+)
+from collectors.collect import (
+    LIMITS,
+    Cuts,
+    Limits,
+    commit_detail,
+    linked_issues,
+    pull_number,
+    ranked_files,
+)
+from collectors.github import GitHubClient, GitHubError, GraphQLError
 from collectors.window import DayWindow
+
+log = logging.getLogger(__name__)
 
 HISTORY_SLICES = 8
 MERGED_PAGE = 50
@@ -37,7 +64,10 @@ RELEASE_PAGE = 20
 SEARCH_CAP = 1000  # GitHub's search returns at most this many results per query
 # Search indexes lag behind writes; an answer fetched this long after the window is final.
 SETTLE = timedelta(minutes=15)
-_CUT = "\n…"
+# A commit whose message says this is likely to carry a changelog or README change.
+_NEWS_MESSAGE = re.compile(
+    r"change[-_ ]?log|changes\.md|release|\bsync|\bbump\b|\bversion\b|\bv\d+\.\d+", re.I
+)
 
 _COMMIT = """oid url message committedDate additions deletions changedFilesIfAvailable
           author { name user { login } }"""
@@ -257,8 +287,7 @@ class GraphQLDay:
         self._repo = repo
         self._window = window
         self._limits = limits
-        self._cuts = 0
-        self._message_cuts = 0
+        self._cuts = Cuts()
 
     async def collect(self) -> RepoActivity:
         """The repository-day; GitHubError (GraphQLError) when GitHub cannot answer it."""
@@ -268,19 +297,24 @@ class GraphQLDay:
             key=lambda c: (c.committed_at, c.sha),
         )
         commits = [c for c in commits if self._window.contains(c.committed_at)]
-        notes = list(gathered.notes)
-        if self._cuts:
-            notes.append(f"{self._cuts} bodies or release notes cut to an excerpt")
-        if self._message_cuts:
-            notes.append(
-                f"{self._message_cuts} commit messages cut to {self._limits.message_chars:,} chars"
-            )
+        commits = await self._with_patches(commits)
+        merged = self._pulls(gathered.merged, merged=True)
+        opened_pulls = self._pulls(gathered.opened_pulls, merged=False)
+        opened_issues = self._issues(gathered.opened_issues)
+        # The same linked issues as on the REST path: what the day shows is not asked again.
+        texts = [p.body for p in (*merged, *opened_pulls)] + [c.message for c in commits]
+        shown = {p.number for p in (*merged, *opened_pulls)} | {i.number for i in opened_issues}
+        shown |= {c.pull_number for c in commits if c.pull_number is not None}
+        linked = await linked_issues(
+            self._github, self._repo, texts, exclude=shown, limits=self._limits
+        )
+        self._cuts.notes[:0] = gathered.notes
         return RepoActivity(
             repo=self._repo,
             releases=self._releases(gathered.releases),
-            merged_pulls=self._pulls(gathered.merged, merged=True),
-            opened_pulls=self._pulls(gathered.opened_pulls, merged=False),
-            opened_issues=self._issues(gathered.opened_issues),
+            merged_pulls=merged,
+            opened_pulls=opened_pulls,
+            opened_issues=opened_issues,
             commits=commits,
             totals=Totals(
                 commits=len(commits),
@@ -288,9 +322,51 @@ class GraphQLDay:
                 deletions=sum(c.deletions or 0 for c in commits),
                 files_changed=sum(c.files_changed or 0 for c in commits),
             ),
-            truncated=notes,
+            linked_issues=linked,
+            truncated=self._cuts.summary(self._limits),
             complete=not any(n.startswith("incomplete:") for n in gathered.notes),
         )
+
+    async def _with_patches(self, commits: list[Commit]) -> list[Commit]:
+        """`commits`, the chosen few carrying their ranked files and patches (REST details)."""
+        chosen = patch_commits(commits, self._limits.patch_commits)
+        if not chosen:
+            return commits
+        answers = await asyncio.gather(*(self._detail(sha) for sha in chosen))
+        files = {sha: answer for sha, answer in zip(chosen, answers, strict=True) if answer}
+        failed = len(chosen) - len(files)
+        if failed:
+            self._cuts.notes.append(f"{failed} commits' patches could not be read")
+        if len(commits) > len(chosen):
+            self._cuts.notes.append(
+                f"patches read for {len(chosen)} of {len(commits)} commits "
+                "(changelog/release/sync commits, then the largest)"
+            )
+        return [
+            c.model_copy(
+                update={
+                    "files": files[c.sha],
+                    "files_changed": c.files_changed or len(files[c.sha]),
+                }
+            )
+            if c.sha in files
+            else c
+            for c in commits
+        ]
+
+    async def _detail(self, sha: str) -> list[FileChange] | None:
+        """A commit's files, ranked and cut as on the REST path (its first page of files only)."""
+        try:
+            detail, whole = await commit_detail(self._github, self._repo, sha, max_pages=1)
+        except (GitHubError, ValidationError) as exc:
+            # Patches are extra: the day's lists and totals stand without them.
+            log.warning("%s: patches of %s not read: %s", self._repo, sha[:12], exc)
+            return None
+        if not whole:
+            self._cuts.notes.append(
+                f"commit {sha[:12]}: only its first {len(detail.files or [])} files' patches read"
+            )
+        return ranked_files(detail.files or [], self._limits, self._cuts)
 
     # -- querying --------------------------------------------------------------------------------
 
@@ -402,17 +478,10 @@ class GraphQLDay:
     # -- conversions -----------------------------------------------------------------------------
 
     def _excerpt(self, value: str | None, limit: int) -> str:
-        text = value or ""
-        if len(text) <= limit:
-            return text
-        self._cuts += 1
-        return text[:limit].rstrip() + _CUT
+        return self._cuts.body(value, limit)
 
     def _commit(self, node: _Commit) -> Commit:
-        message = node.message
-        if len(message) > self._limits.message_chars:
-            self._message_cuts += 1
-            message = message[: self._limits.message_chars].rstrip() + _CUT
+        message = self._cuts.message(node.message, self._limits.message_chars)
         author = None
         if node.author is not None:
             author = node.author.user.login if node.author.user else node.author.name
@@ -505,6 +574,28 @@ class GraphQLDay:
             for r in chosen
             if r.publishedAt is not None
         ]
+
+
+def patch_commits(commits: list[Commit], limit: int) -> list[str]:
+    """The SHAs of at most `limit` commits worth a REST detail for their patches.
+
+    Commits whose message speaks of a changelog, release, sync or version come first (up to
+    half of `limit`, largest first), then the largest by lines changed; a commit that changed
+    no lines has nothing to show.
+    """
+
+    def size(c: Commit) -> int:
+        return (c.additions or 0) + (c.deletions or 0)
+
+    by_size = sorted((c for c in commits if size(c) > 0), key=lambda c: (-size(c), c.sha))
+    news = [c for c in by_size if _NEWS_MESSAGE.search(c.message)]
+    chosen = [c.sha for c in news[: (limit + 1) // 2]]
+    for c in by_size:
+        if len(chosen) >= limit:
+            break
+        if c.sha not in chosen:
+            chosen.append(c.sha)
+    return chosen[:limit]
 
 
 _REPO_RE = re.compile(r"^[^/\s]+/[^/\s]+$")

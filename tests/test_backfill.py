@@ -80,7 +80,10 @@ async def test_backfill_archives_every_day_and_a_rerun_asks_github_nothing(world
     days = days_between(FIRST, LAST)
     assert result.outcomes == dict.fromkeys(days, DONE)
     assert result.graphql_queries == len(days) * len(REPOS)
-    assert result.rest_requests == 0
+    # Beside GraphQL only commit details, for the prompt's patches: at most 10 a repository-day.
+    assert 0 < result.rest_requests <= 10 * len(days) * len(REPOS)
+    assert all("/commits/" in r.path for r in world.rest.requests)
+    world.rest.clear_log()
     world.gql.queries.clear()
     again = await run_backfill(world.settings, FIRST, LAST, None, model=False)
     assert again.outcomes == dict.fromkeys(days, SKIPPED)

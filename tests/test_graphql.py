@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -53,7 +54,23 @@ def _at(instant: datetime, seconds: int = 0) -> datetime:
     return instant + timedelta(seconds=seconds)
 
 
-async def test_a_quiet_day_is_one_query_of_one_point_and_no_rest_request(
+def _details_only(rest: FakeGitHub) -> list[str]:
+    """The REST paths asked, each a commit's detail by SHA (patches for the prompt), else fail."""
+    details, issues = _prompt_requests(rest)
+    assert issues == []
+    return details
+
+
+def _prompt_requests(rest: FakeGitHub) -> tuple[list[str], list[str]]:
+    """REST requests beside GraphQL: (commit details for patches, linked-issue GETs); no other."""
+    paths = [r.path for r in rest.requests]
+    details = [p for p in paths if re.fullmatch(r"/repos/[^/]+/[^/]+/commits/[0-9a-f]{40}", p)]
+    issues = [p for p in paths if re.fullmatch(r"/repos/[^/]+/[^/]+/issues/\d+", p)]
+    assert len(details) + len(issues) == len(paths), paths
+    return details, issues
+
+
+async def test_a_quiet_day_is_one_query_of_one_point_and_one_commit_detail(
     servers: Servers,
 ) -> None:
     servers.rest.add_repo(
@@ -66,7 +83,7 @@ async def test_a_quiet_day_is_one_query_of_one_point_and_no_rest_request(
     assert got.error is None and got.complete
     assert [p.number for p in got.merged_pulls] == [7]
     assert [(q.cost, q.errors) for q in servers.gql.queries] == [(1, [])]
-    assert servers.rest.requests == []
+    assert len(_details_only(servers.rest)) == 1
 
 
 async def test_history_beyond_100_commits_in_one_slice_is_paged_and_totals_stay_exact(
@@ -191,7 +208,7 @@ async def test_spent_points_wait_for_reset_at_before_the_next_query(servers: Ser
         assert github.graphql_remaining == 4999
     assert slept == [121.0]
     assert first.repos[0].totals.commits == second.repos[0].totals.commits == 1
-    assert servers.rest.requests == []
+    assert len(_details_only(servers.rest)) == 2  # one commit's patches per repository
 
 
 async def test_a_rate_limited_answer_waits_for_the_reset_and_retries(servers: Servers) -> None:
@@ -210,7 +227,7 @@ async def test_a_rate_limited_answer_waits_for_the_reset_and_retries(servers: Se
     assert got.totals.commits == 1
     assert slept == [61.0]
     assert [q.errors != [] for q in servers.gql.queries] == [True, False]
-    assert servers.rest.requests == []
+    assert len(_details_only(servers.rest)) == 1
 
 
 @pytest.mark.parametrize("fault", ["error", "http"])
@@ -223,7 +240,7 @@ async def test_a_graphql_failure_falls_back_to_rest_with_the_same_day(
         issues=[pull(5, created_at=_at(SHANGHAI.start, 10), merged_at=_at(SHANGHAI.start, 60))],
     )
     expected = (await servers.collect([REPO])).repos[0]
-    assert servers.rest.requests == []
+    assert len(_details_only(servers.rest)) == 1
     if fault == "error":
         servers.gql.error("Something went wrong while executing your query.")
     else:
@@ -268,7 +285,8 @@ async def test_a_day_fetched_after_it_closed_is_reused_on_a_rerun(servers: Serve
         first = await collect_day(github, [REPO], DAY, "Asia/Shanghai")
     async with servers.client(cache) as github:
         again = await collect_day(github, [REPO], DAY, "Asia/Shanghai")
-        assert github.stats.graphql_requests == 0 and github.stats.cache_hits == 1
+        # The query's answer and the commit detail (immutable) both come from the cache.
+        assert github.stats.graphql_requests == 0 and github.stats.cache_hits == 2
     assert again == first
     assert len(servers.gql.queries) == 1
 
@@ -303,7 +321,11 @@ async def test_recorded_day_over_graphql_matches_truth_in_one_point_per_reposito
             again = await collect_day(github, repos, DAY, timezone)
             assert github.stats.graphql_requests == 0
         assert again == activity
-        assert rest.requests == []
+        # Beside GraphQL: commit details for patches (immutable, asked once for both runs) and
+        # linked-issue titles (conditional), each within its per-repository bound.
+        details, issues = _prompt_requests(rest)
+        assert len(details) == len(set(details)) <= 10 * len(repos)
+        assert len(issues) <= 2 * 10 * len(repos)
     assert [r.repo for r in activity.repos] == list(truth)
     for repo, expected in truth.items():
         got = activity.repo(repo)

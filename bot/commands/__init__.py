@@ -32,7 +32,7 @@ from bot.commands.operator import Operator, unknown_command
 from bot.commands.reading import NO_WEEKLY, PROGRESS_TEXT, Reading, render_sections
 from bot.commands.subscriptions import Subscriptions, split_release_word
 from bot.commands.watches import Watches
-from bot.ondemand import OnDemandLimiter
+from bot.ondemand import OnDemandLimiter, RepoAges
 from bot.settings import Settings
 from bot.tracking import RepoChecker
 from collectors.cache import KeyValueCache
@@ -100,11 +100,14 @@ class CommandService:
         cache: KeyValueCache | None = None,
         on_demand: OnDemandLimiter | None = None,
         checker: RepoChecker | None = None,
+        ages: RepoAges | None = None,
     ) -> None:
         """`llm` and `cache` write (and keep) the weekly roll-up's text; without, structured.
 
         `on_demand` bounds generating days not archived yet (default: from the settings);
-        `checker` asks GitHub about new repositories (`run` hands in one on its GitHub client).
+        `checker` asks GitHub about new repositories (`run` hands in one on its GitHub client);
+        `ages` tells when repositories were created, so `/digest` answers a day before one
+        without generating it (`run` hands in one; without, days are not checked).
         """
         self._core = Core(settings, store, pipeline, clock, checker)
         alerts = Alerts(self._core)
@@ -114,7 +117,7 @@ class CommandService:
             clock=clock,
         )
         self._groups: tuple[Group, ...] = (
-            Reading(self._core, llm=llm, cache=cache, on_demand=limiter),
+            Reading(self._core, llm=llm, cache=cache, on_demand=limiter, ages=ages),
             Subscriptions(self._core, alerts),
             alerts,
             Watches(store),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -27,9 +28,10 @@ from bot.commands.core import (
     resolve_in,
     who,
 )
-from bot.ondemand import OnDemandLimiter
+from bot.ondemand import GITHUB_OPENED, OnDemandLimiter, RepoAges
 from bot.pipeline import NotReady
 from collectors.cache import KeyValueCache
+from collectors.window import day_window
 from collectors.window import today as local_today
 from summarizer.digest import NO_UPDATES, Digest, render_markdown
 from summarizer.guard import escape_markdown_text
@@ -40,12 +42,15 @@ from summarizer.weekly import WEEK_DAYS
 log = logging.getLogger(__name__)
 
 MAX_DIGEST_TOKENS = 9
-# On-demand generation costs GitHub and model quota; archived days of any age are still served.
-ON_DEMAND_DAYS = 90
 RENDER_CACHE_SIZE = 512
 
 PROGRESS_TEXT = "正在生成…"
 GENERATION_FAILED = "生成日报失败，请稍后再试。"
+# A day whose listing hit GitHub's page cap is served but never archived (bot.pipeline).
+INCOMPLETE_NOTE = (
+    "注意：{day} 有仓库的动态超出了 GitHub 列表的分页上限，这份日报可能不完整，因此没有存档；"
+    "之后再查询会重新采集。"
+)
 USAGE_WEEKLY = "用法：/weekly [仓库 …] 查看本周回顾；/weekly on 或 /weekly off 开关每周一的推送"
 USAGE_CHART = "用法：/chart on 或 /chart off（日报之后附上当日动态图）"
 NO_WEEKLY = "本周还没有存档的简报。"
@@ -92,9 +97,14 @@ class Reading(Group):
         llm: LLMClient | None,
         cache: KeyValueCache | None,
         on_demand: OnDemandLimiter,
+        ages: RepoAges | None = None,
     ) -> None:
+        """`ages` tells when repositories were created (None: days are not checked against it)."""
         self._core = core
         self._on_demand = on_demand
+        self._ages = ages
+        # Days generated here that the pipeline could not archive (incomplete), still said.
+        self._incomplete: set[date] = set()
         self._llm = llm
         self._cache = cache
         # Rendered text per (day, view, repos, watch words), valid while the pipeline hands back
@@ -147,11 +157,18 @@ class Reading(Group):
             view, repos, added = "digest", await core.chat_repos(ctx), own
         # The whole-subscription view is the chat's daily post: with its `### 关注` section.
         words = await core.store.watches_of(ctx.platform, ctx.chat_id) if view == "digest" else ()
-        if not await core.pipeline.has_digest(day):
-            if day < today - timedelta(days=ON_DEMAND_DAYS):
-                raise Refused(
-                    f"没有 {day.isoformat()} 的存档；只能生成最近 {ON_DEMAND_DAYS} 天的日报。"
-                )
+        young: list[tuple[str, date]] = []
+        generating = not await core.pipeline.has_digest(day)
+        if generating:
+            # Any day since the repositories' creation; one before is answered, never generated.
+            if day < GITHUB_OPENED:
+                raise Refused(f"{day.isoformat()} 早于 GitHub 上任何仓库的创建，没有这一天的日报。")
+            # The repositories the reply would show: named ones, else the chat's (all shared ones
+            # when it follows all) and those it added.
+            asked = request.repos
+            if view == "digest":
+                asked = (*(core.shared if repos is None else repos), *own)
+            young = await self._not_yet_created(day, asked)
             self._count_generation(ctx, day)
             if progress is not None:
                 await progress(PROGRESS_TEXT)
@@ -164,7 +181,53 @@ class Reading(Group):
         except Exception:
             log.exception("digest of %s for %s could not be made", day, repos or "all")
             return Reply(GENERATION_FAILED, ephemeral=True)
-        return Reply(await self._render(digest, day, view, repos, words))
+        text = await self._render(digest, day, view, repos, words)
+        notes = [
+            f"{escape_markdown_text(repo)} 创建于 {born.isoformat()}，当天还不存在。"
+            for repo, born in young
+        ]
+        if await self._unarchived(day, generating):
+            notes.append(INCOMPLETE_NOTE.format(day=day.isoformat()))
+        if notes:
+            text = text.rstrip("\n") + "\n\n" + "\n".join(notes) + "\n"
+        return Reply(text)
+
+    async def _unarchived(self, day: date, generated: bool) -> bool:
+        """True when a day generated here (now or before) is still not in the archive.
+
+        The pipeline serves such a day but archives it only when complete (a listing stopped
+        at its page cap); later asks are served from its memory, so the day is remembered.
+        """
+        if not generated and day not in self._incomplete:
+            return False
+        if await self._core.store.load_digest(day) is not None:
+            self._incomplete.discard(day)
+            return False
+        if len(self._incomplete) >= RENDER_CACHE_SIZE:
+            self._incomplete.clear()
+        self._incomplete.add(day)
+        return True
+
+    async def _not_yet_created(self, day: date, repos: Sequence[str]) -> list[tuple[str, date]]:
+        """The asked repositories created after `day` ended, with their creation day; Refused
+        when that is every one of them (nothing could have happened)."""
+        if self._ages is None or not repos:
+            return []
+        end = day_window(day, self._core.settings.digest_timezone).end
+        zone = ZoneInfo(self._core.settings.digest_timezone)
+        ages = self._ages
+        borns = await asyncio.gather(*(ages.created(repo) for repo in repos))
+        young = [
+            (repo, born.astimezone(zone).date())
+            for repo, born in zip(repos, borns, strict=True)
+            if born is not None and born >= end
+        ]
+        if young and len(young) == len(repos):
+            listed = "；".join(
+                f"{escape_markdown_text(repo)} 创建于 {born.isoformat()}" for repo, born in young
+            )
+            raise Refused(f"{day.isoformat()} 时仓库还不存在（{listed}），没有这一天的日报。")
+        return young
 
     def _count_generation(self, ctx: ChatContext, day: date) -> None:
         """Count an on-demand generation against the chat's and the hourly bounds, or refuse
