@@ -398,22 +398,7 @@ class GitHubClient:
 
     async def _respect_graphql_limit(self) -> None:
         """Wait for the reset when GraphQL points are nearly spent, rather than hit the limit."""
-        async with self._graphql_lock:
-            remaining, reset = self.graphql_remaining, self.graphql_reset
-            if remaining is None or reset is None or remaining > self._reserve:
-                return
-            delay = reset - self._clock() + 1.0
-            if delay <= 0:
-                return
-            if delay > self._max_rate_limit_wait:
-                raise GitHubError(
-                    f"GitHub GraphQL points nearly spent ({remaining} left) for {delay:.0f}s more"
-                )
-            log.warning(
-                "GitHub GraphQL: %d points left, waiting %.0fs for the reset", remaining, delay
-            )
-            await self._slept(delay)
-            self.graphql_remaining = None
+        await self._respect_budget(graphql=True)
 
     def _url(self, path: str, params: Params | None) -> str:
         target = path if "://" in path else self._base + path.lstrip("/")
@@ -538,22 +523,33 @@ class GitHubClient:
 
     async def _respect_rate_limit(self) -> None:
         """Wait for the reset when the primary limit is nearly spent, rather than hit it."""
-        async with self._limit_lock:
-            remaining, reset = self.rate_limit_remaining, self.rate_limit_reset
+        await self._respect_budget(graphql=False)
+
+    async def _respect_budget(self, *, graphql: bool) -> None:
+        """The one wait for a nearly spent budget: REST requests or GraphQL points."""
+        async with self._graphql_lock if graphql else self._limit_lock:
+            if graphql:
+                remaining, reset = self.graphql_remaining, self.graphql_reset
+            else:
+                remaining, reset = self.rate_limit_remaining, self.rate_limit_reset
             if remaining is None or reset is None or remaining > self._reserve:
                 return
             delay = reset - self._clock() + 1.0
             if delay <= 0:
                 return
+            what = "GitHub GraphQL points" if graphql else "GitHub rate limit"
             if delay > self._max_rate_limit_wait:
+                hint = "" if graphql or self._has_token else "; set GITHUB_TOKEN"
                 raise GitHubError(
-                    f"GitHub rate limit nearly spent ({remaining} left) for {delay:.0f}s more"
-                    + ("" if self._has_token else "; set GITHUB_TOKEN")
+                    f"{what} nearly spent ({remaining} left) for {delay:.0f}s more{hint}"
                 )
-            log.warning("GitHub rate limit: %d left, waiting %.0fs for the reset", remaining, delay)
+            log.warning("%s: %d left, waiting %.0fs for the reset", what, remaining, delay)
             await self._slept(delay)
             # The next response tells the new budget.
-            self.rate_limit_remaining = None
+            if graphql:
+                self.graphql_remaining = None
+            else:
+                self.rate_limit_remaining = None
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
