@@ -24,7 +24,7 @@ def posted_on_monday(day: date) -> bool:
 
 
 # A rerun waits for a dead worker's leases at most their length plus this margin.
-LEASE_MARGIN = 10.0
+LEASE_MARGIN = 5.0
 
 
 @dataclass
