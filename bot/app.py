@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 # After SIGTERM the background loops get this long to finish what they are doing (sends in
 # flight, a generation's grace), then are cancelled; closing each adapter gets CLOSE_GRACE. Both
 # together keep `run` under 10 s from SIGTERM to exit, whatever state it is in.
-STOP_GRACE = 5.0
+STOP_GRACE = 4.0
 CLOSE_GRACE = 2.0
 # A loop that fails is started again after a pause doubling from RESTART_FIRST up to RESTART_MAX;
 # one that ran RESTART_RESET seconds before failing starts again at the first pause.

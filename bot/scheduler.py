@@ -166,7 +166,7 @@ class Scheduler:
         worker: str | None = None,
         interval: float = 30.0,
         generation_retry: timedelta = timedelta(minutes=10),
-        stop_grace: float = 5.0,
+        stop_grace: float = 3.0,
         fan_out_options: Mapping[str, object] | None = None,
         llm: LLMClient | None = None,
         cache: KeyValueCache | None = None,

@@ -131,3 +131,48 @@ async def test_a_fatal_error_ends_supervision_and_propagates() -> None:
         await supervise(
             "discord", rejected, asyncio.Event(), fatal=lambda e: isinstance(e, Rejected)
         )
+
+
+# -- stopping `run` while a digest is being written ------------------------------------------
+
+
+async def test_run_stops_soon_after_stop_while_a_generation_is_in_flight(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from fake_github import FakeGitHub, commit
+    from fake_llm import API_KEY, FakeLLM
+    from fake_telegram import FakeTelegram
+    from pydantic import SecretStr
+
+    from bot.app import run
+
+    now = datetime(2026, 2, 5, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai: 2026-02-04 is due
+    async with (
+        FakeGitHub() as github,
+        FakeTelegram() as telegram,
+        FakeLLM(latency=600.0) as llm,  # a model that takes ten minutes to answer
+    ):
+        github.add_repo(
+            "o/alpha", commits=[commit(when="2026-02-04T03:00:00Z", message="Fix a kernel (#7)")]
+        )
+        settings = Settings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'digest.sqlite3'}",
+            github_api_url=github.url,
+            openrouter_api_key=SecretStr(API_KEY),
+            openrouter_base_url=llm.base_url,
+            digest_models=["m/one:free"],
+            digest_repos=["o/alpha"],
+            telegram_bot_token=SecretStr(telegram.token),
+            telegram_api_url=telegram.url,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(run(settings, stop, clock=lambda: now))
+        for _ in range(3000):
+            if llm.in_flight or task.done():
+                break
+            await asyncio.sleep(0.01)
+        assert llm.in_flight  # the digest is being written
+        stop.set()
+        # Generous: the loops get 5 s and closing 2 s each; the old code waited 20 s for it.
+        code = await asyncio.wait_for(task, 15)
+    assert code == 0
