@@ -8,18 +8,23 @@ PostgreSQL alike.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from service_support import ArchivePipeline
 from store_backends import BACKENDS, TestDatabase, isolated_database
 
 from bot.app import supervise
 from bot.health import Heartbeat, health, host_name
+from bot.pipeline import NotReady
 from bot.scheduler import Scheduler
 from bot.settings import Settings, load_settings
 from bot.store import Store
+from collectors.activity import DayActivity
+from collectors.cache import KeyValueCache
+from summarizer.digest import Digest
+from summarizer.llm import LLMClient
 
 INTERVAL = 0.05  # three missed beats: 0.15 s
 
@@ -42,8 +47,35 @@ async def wait_for_beat(store: Store) -> None:
     raise AssertionError("the scheduler never beat")
 
 
+class NeverReady:
+    """A pipeline whose day is never ready: each tick has nothing to do but beat."""
+
+    async def ensure_day(
+        self,
+        day: date,
+        repos: Sequence[str] | None = None,
+        *,
+        now: datetime | None = None,
+        wait: bool = True,
+    ) -> Digest:
+        raise NotReady(day, None, "Asia/Shanghai")
+
+    async def day(self, day: date) -> tuple[Digest, DayActivity]:
+        raise NotReady(day, None, "Asia/Shanghai")
+
+    async def digest_for(
+        self, day: date, repos: Sequence[str] | None, *, added: Sequence[str] = ()
+    ) -> Digest:
+        raise NotReady(day, None, "Asia/Shanghai")
+
+    async def week_text(
+        self, end: date, repos: Sequence[str], *, llm: LLMClient | None, cache: KeyValueCache | None
+    ) -> str | None:
+        return None
+
+
 def scheduler_on(store: Store) -> Scheduler:
-    return Scheduler(Settings(), store, ArchivePipeline(store), {}, interval=INTERVAL)
+    return Scheduler(Settings(), store, NeverReady(), {}, interval=INTERVAL)
 
 
 async def test_a_dead_scheduler_loop_turns_health_red(
@@ -137,7 +169,7 @@ async def test_a_fatal_error_ends_supervision_and_propagates() -> None:
 
 
 async def test_run_stops_soon_after_stop_while_a_generation_is_in_flight(tmp_path: Path) -> None:
-    from datetime import UTC, datetime
+    from datetime import UTC
 
     from fake_github import FakeGitHub, commit
     from fake_llm import API_KEY, FakeLLM
