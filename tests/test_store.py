@@ -393,3 +393,16 @@ async def test_expired_locks_are_pruned_and_stale_heartbeats_kept_a_while(store:
     assert await store.lock_names() == ["generate:2026-02-04", "heartbeat:host:scheduler"]
     assert await store.prune_locks(keep_prefix="heartbeat:", keep_seconds=0) == 1
     assert await store.lock_names() == ["generate:2026-02-04"]
+
+
+async def test_unfinished_deliveries_count_and_say_when_the_last_live_lease_runs_out(
+    store: Store,
+) -> None:
+    await store.ensure_deliveries(DAY, [await subscribe(store, "1"), await subscribe(store, "2")])
+    assert await store.unfinished(DAY) == (2, None)  # nothing leased
+    (held,) = await claim(store, "a", T0, limit=1)
+    pending, leased_for = await store.unfinished(DAY)
+    assert pending == 2 and leased_for is not None and 0 < leased_for <= 60
+    assert await store.unfinished(DAY, platforms=["discord"]) == (0, None)
+    assert await store.mark_delivered(held, ["m1"])
+    assert await store.unfinished(DAY) == (1, None)
