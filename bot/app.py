@@ -10,7 +10,8 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack, suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,6 +27,15 @@ from bot.settings import Settings
 from bot.store import Store
 
 log = logging.getLogger(__name__)
+
+# After SIGTERM the background loops get this long to finish what they are doing (sends in
+# flight, a generation's grace), then are cancelled; closing each adapter gets CLOSE_GRACE. Both
+# together keep `run` under 10 s from SIGTERM to exit, whatever state it is in.
+STOP_GRACE = 4.0
+CLOSE_GRACE = 2.0
+# A loop that fails is started again after a pause doubling from RESTART_FIRST up to RESTART_MAX;
+# one that ran RESTART_RESET seconds before failing starts again at the first pause.
+RESTART_FIRST, RESTART_MAX, RESTART_RESET = 1.0, 60.0, 300.0
 
 
 class StartupError(Exception):
@@ -120,6 +130,7 @@ async def run(
     """
     from bot.commands import CommandService
     from bot.fleet import POLLER_LOCK, Election, Fleet
+    from bot.health import Heartbeat
     from bot.ondemand import RepoAges
     from bot.scheduler import Scheduler, worker_id
     from bot.tracking import RepoChecker
@@ -138,7 +149,8 @@ async def run(
     install_stop_signals(stop)
     store = await open_store(settings)
     worker = worker_id()
-    background: list[asyncio.Task[None]] = []
+    jobs: dict[str, Callable[[], Awaitable[None]]] = {}
+    fatal: dict[str, Callable[[BaseException], bool]] = {}
     try:
         async with (
             AsyncExitStack() as stack,
@@ -166,12 +178,13 @@ async def run(
 
                 adapter = TelegramAdapter(settings, service)
                 try:
-                    await adapter.open()
+                    if not await _unless_stopped(stop, adapter.open()):
+                        return 0
                 except InvalidToken:
                     raise StartupError(
                         "TELEGRAM_BOT_TOKEN was rejected by the Bot API", 2
                     ) from None
-                stack.push_async_callback(adapter.stop)
+                stack.push_async_callback(_bounded, "telegram", adapter.stop, CLOSE_GRACE)
                 senders[adapter.sender.platform] = adapter.sender
                 if settings.telegram_webhook_url and webhook_secret is not None:
                     await adapter.start_webhook(
@@ -181,11 +194,15 @@ async def run(
                         port=settings.telegram_webhook_port,
                     )
                 else:
-                    poller = Election(store, POLLER_LOCK, worker, ttl=lease_seconds)
-                    background.append(
-                        asyncio.create_task(
-                            poller.run(stop, adapter.start_polling, adapter.stop_polling)
-                        )
+                    poller = Election(
+                        store,
+                        POLLER_LOCK,
+                        worker,
+                        ttl=lease_seconds,
+                        heartbeat=Heartbeat(store, "telegram-poller", lease_seconds / 3),
+                    )
+                    jobs["telegram poller"] = lambda: poller.run(
+                        stop, adapter.start_polling, adapter.stop_polling
                     )
             if settings.discord_bot_token is not None:
                 import discord
@@ -199,22 +216,25 @@ async def run(
                 except discord.LoginFailure:
                     raise StartupError("DISCORD_BOT_TOKEN was rejected by Discord", 2) from None
                 senders[channel.platform] = channel
-                background.append(
-                    asyncio.create_task(
-                        run_gateway(settings, service, store, worker, stop, ttl=lease_seconds)
-                    )
-                )
+
+                async def discord_gateway() -> None:
+                    await run_gateway(settings, service, store, worker, stop, ttl=lease_seconds)
+
+                jobs["discord gateway"] = discord_gateway
+                fatal["discord gateway"] = lambda exc: isinstance(exc, discord.LoginFailure)
             if settings.discord_webhook_url is not None:
                 from bot.platforms.discord import make_webhook_sender, register_webhooks
 
                 webhook = make_webhook_sender(settings)
                 if webhook is not None:
-                    stack.push_async_callback(webhook.aclose)
+                    stack.push_async_callback(
+                        _bounded, "discord webhook", webhook.aclose, CLOSE_GRACE
+                    )
                     await register_webhooks(store, webhook, settings)
                     senders[webhook.platform] = webhook
             # Every platform's send budget is split between the live instances.
             fleet = Fleet(store, worker, ttl=lease_seconds, on_size=share_budgets(senders))
-            background.append(asyncio.create_task(fleet.run(stop)))
+            jobs["fleet heartbeat"] = lambda: fleet.run(stop)
             scheduler = Scheduler(
                 settings,
                 store,
@@ -225,23 +245,27 @@ async def run(
                 llm=clients.llm,
                 cache=store,
             )
-            background.append(asyncio.create_task(scheduler.run(stop)))
+            jobs["scheduler"] = lambda: scheduler.run(stop)
             from bot.alerts import run_release_alerts
 
-            background.append(
-                asyncio.create_task(
-                    run_release_alerts(
-                        settings,
-                        store,
-                        senders,
-                        stop,
-                        clients,
-                        repos=pipeline.repos,
-                        clock=clock,
-                        worker=worker,
-                    )
-                )
+            jobs["release alerts"] = lambda: run_release_alerts(
+                settings,
+                store,
+                senders,
+                stop,
+                clients,
+                repos=pipeline.repos,
+                clock=clock,
+                worker=worker,
             )
+            # Each loop restarts on its own after a failure: one platform's outage never stops
+            # the others, and a crashed scheduler comes back (its heartbeat shows the gap).
+            background = [
+                asyncio.create_task(
+                    supervise(name, job, stop, fatal=fatal.get(name, lambda _exc: False))
+                )
+                for name, job in jobs.items()
+            ]
             log.info("running: %s; scheduler on", ", ".join(sorted(senders)) or "no platform")
             try:
                 await _until_stopped(stop, background)
@@ -257,6 +281,71 @@ async def run(
     return 0
 
 
+async def supervise(
+    name: str,
+    job: Callable[[], Awaitable[None]],
+    stop: asyncio.Event,
+    *,
+    fatal: Callable[[BaseException], bool] = lambda _exc: False,
+    first: float = RESTART_FIRST,
+    longest: float = RESTART_MAX,
+) -> None:
+    """Run `job` until `stop`; when it fails or ends early, start it again after a backoff.
+
+    One platform's outage (Discord down) thus never stops the others (Telegram keeps posting).
+    Errors for which `fatal` is true (a rejected token) end the supervision and propagate.
+    """
+    pause = first
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            await job()
+        except Exception as exc:
+            if fatal(exc):
+                raise
+            if stop.is_set():
+                return
+            log.error("%s failed (%s); restarting in %.0f s", name, _one_line(exc), pause)
+        else:
+            if stop.is_set():
+                return
+            log.warning("%s ended on its own; restarting in %.0f s", name, pause)
+        if time.monotonic() - started >= RESTART_RESET:
+            pause = first
+        await _sleep_or_stop(stop, pause)
+        pause = min(longest, pause * 2)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def _bounded(name: str, close: Callable[[], Awaitable[None]], seconds: float) -> None:
+    """Close something within `seconds` (an unreachable platform must not hold the exit up)."""
+    try:
+        async with asyncio.timeout(seconds):
+            await close()
+    except TimeoutError:
+        log.warning("%s did not close within %.0f s; leaving it", name, seconds)
+
+
+async def _unless_stopped(stop: asyncio.Event, step: Coroutine[object, object, None]) -> bool:
+    """Run a start-up step unless `stop` comes first (then cancel it); True when it finished."""
+    task = asyncio.ensure_future(step)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return False
+
+
 def share_budgets(senders: Mapping[str, Sender]) -> Callable[[int], None]:
     """What the fleet calls with the number of live instances: each sender paces at 1/N."""
 
@@ -267,22 +356,48 @@ def share_budgets(senders: Mapping[str, Sender]) -> Callable[[int], None]:
     return share
 
 
-async def _until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
-    """Wait for `stop`; a background task that dies stops the rest and re-raises its error."""
+async def _until_stopped(
+    stop: asyncio.Event, tasks: list[asyncio.Task[None]], *, grace: float = STOP_GRACE
+) -> None:
+    """Wait for `stop`, give the loops `grace` seconds to wind down, cancel what is left.
+
+    A loop only ends before `stop` on a fatal error (supervision restarts the rest): that stops
+    the others and re-raises.
+    """
     waiter = asyncio.create_task(stop.wait())
     try:
         done, _ = await asyncio.wait({waiter, *tasks}, return_when=asyncio.FIRST_COMPLETED)
         stop.set()
+        late: set[asyncio.Task[None]] = set()
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace)
+        for task in late:
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for task in done:
-            if task is not waiter and not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+        if late:
+            log.warning(
+                "%d loop(s) did not stop within %.0f s and were cancelled", len(late), grace
+            )
+        for finished in done:
+            if finished is waiter or finished.cancelled():
+                continue
+            error = finished.exception()
+            if error is not None:
+                raise error
     finally:
         waiter.cancel()
 
 
-async def post(settings: Settings, day: date) -> int:
-    """Deliver `day`'s digest once to every subscribed chat that has not had it (for cron)."""
+# `post`'s exit status when some chats still wait for their post (run it again later).
+POST_PENDING = 3
+
+
+async def post(settings: Settings, day: date, *, rounds: int = 4) -> int:
+    """Deliver `day`'s digest once to every subscribed chat that has not had it (for cron).
+
+    Exit status 0 only when every chat got it; 3 when some are still pending (retry time not
+    reached, or held by a worker that did not let go), 1 when some failed for good.
+    """
     from bot.post import post_once
 
     async with AsyncExitStack() as stack:
@@ -315,18 +430,35 @@ async def post(settings: Settings, day: date) -> int:
         from bot.pipeline import NotReady
 
         try:
-            result = await post_once(settings, day, senders, store=store)
+            result = await post_once(settings, day, senders, store=store, rounds=rounds)
         except NotReady as early:
             print(f"{day}: {early}", file=sys.stderr)
             return 1
+    weekly = result.weekly
     print(
-        f"{day}: sent {result.sent}, failed {result.failed}, deactivated {result.deactivated}, "
-        f"skipped {result.skipped}, retrying later {result.retrying}"
-        + (f"; weekly roll-up sent {result.weekly.sent}" if result.weekly is not None else "")
+        f"{day}: sent {result.sent}, failed {result.failed}, pending {result.pending} "
+        f"(deactivated {result.deactivated}, skipped {result.skipped})"
+        + (
+            f"; weekly roll-up sent {weekly.sent}, failed {weekly.failed}, "
+            f"pending {result.weekly_pending}"
+            if weekly is not None
+            else ""
+        )
     )
     for error in result.errors:
         log.warning("%s: %s", day, redact(error))
-    return 0
+    if result.complete:
+        return 0
+    pending = result.pending + result.weekly_pending
+    failed = result.failed + (weekly.failed if weekly is not None else 0)
+    if pending:
+        print(
+            f"{day}: {pending} chat(s) have not received the post yet; run `post` again later",
+            file=sys.stderr,
+        )
+        return POST_PENDING
+    print(f"{day}: {failed} chat(s) could not be served (see the log)", file=sys.stderr)
+    return 1
 
 
 async def status(settings: Settings, *, give_up_after: float = 30.0) -> int:

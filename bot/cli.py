@@ -1,6 +1,7 @@
 """The `aiinfra-digest` command line (see docs/interface.md).
 
-Exit status: 0 done; 1 a run that failed as a whole; 2 bad usage or bad input (one line on stderr).
+Exit status: 0 done; 1 a run that failed as a whole; 2 bad usage or bad input (one line on stderr);
+3 `post` left some chats pending (run it again later).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade"], help="apply migrations")
 
     sub.add_parser("status", help="what happened today: digest, deliveries, failures")
-    sub.add_parser("health", help="exit 0 when the database answers (for health checks)")
+    sub.add_parser("health", help="exit 0 when the database answers and this host's loops beat")
 
     site = sub.add_parser("site", help="write the static web archive and its Atom feed")
     site.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")

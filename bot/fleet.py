@@ -9,6 +9,8 @@ so they work on PostgreSQL and SQLite alike and need no extra service:
   that dies simply stops renewing, so another instance takes over within about `ttl`.
 - `Fleet` is a heartbeat lease per instance; the number of live heartbeats is how many
   instances share a platform's rate limit (each paces at limit / N).
+
+Every expiry is compared with the database's clock (see `Store.try_lock`), never a host's.
 """
 
 from __future__ import annotations
@@ -18,13 +20,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Protocol
 
-import sqlalchemy as sa
-
-from bot.store import Store, utcnow
-from bot.store.tables import locks
+from bot.health import Heartbeat
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +56,11 @@ class Election:
         *,
         ttl: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
+        """`heartbeat` is beaten after every round (the `health` check's view of this loop)."""
         self._store = store
+        self._heartbeat = heartbeat
         self._name = name
         self._worker = worker
         self._ttl = ttl
@@ -77,9 +79,13 @@ class Election:
         try:
             while not stop.is_set():
                 await self.round(on_elected, on_deposed)
+                if self._heartbeat is not None:
+                    await self._heartbeat.beat()
                 await _sleep_or_stop(stop, self._interval)
         finally:
             await self._step_down(on_deposed)
+            if self._heartbeat is not None and stop.is_set():
+                await self._heartbeat.forget()
 
     async def round(self, on_elected: Job, on_deposed: Job) -> None:
         """One renewal (or candidacy): start or stop the job as the lease says."""
@@ -130,17 +136,12 @@ class Election:
             log.warning("%s: could not release the lease: %s", self._name, type(exc).__name__)
 
 
-async def live_instances(store: Store, *, now: datetime | None = None) -> int:
-    """How many instances have a live heartbeat (at least 1: the caller counts itself)."""
-    now = now or utcnow()
-    query = (
-        sa.select(sa.func.count())
-        .select_from(locks)
-        .where(locks.c.name.like(f"{INSTANCE_PREFIX}%"), locks.c.expires_at > now)
-    )
-    async with store.engine.connect() as conn:
-        count = (await conn.execute(query)).scalar()
-    return max(1, int(count or 0))
+async def live_instances(store: Store) -> int:
+    """How many instances have a live heartbeat (at least 1: the caller counts itself).
+
+    Live by the database's clock, so hosts whose clocks disagree still count the same.
+    """
+    return max(1, await store.live_locks(INSTANCE_PREFIX))
 
 
 class Fleet:

@@ -1,22 +1,71 @@
-"""`aiinfra-digest health`: does the configured database answer? (Docker HEALTHCHECK, probes.)"""
+"""`aiinfra-digest health`: does the database answer, and are this host's loops alive?
+
+The Docker HEALTHCHECK runs it inside the container of one `run` instance. Each background loop
+of `run` (the scheduler's tick, the Telegram poller's election round) records a heartbeat in the
+store's `locks` table, a row named `heartbeat:<host>:<loop>` whose expiry is three of the loop's
+intervals after its last beat (on the database's clock). `health` fails when one of this host's
+heartbeat rows has expired: the loop died, hung, or keeps failing before it beats.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 import sys
 import threading
+from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from bot.logs import redact
 from bot.settings import Settings
+from bot.store import Store
+from bot.store.tables import UtcDateTime, locks
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 5.0
 _MAX_REASON = 300
+HEARTBEAT_PREFIX = "heartbeat:"
+# A loop is dead once it has missed this many beats.
+STALE_INTERVALS = 3
+# Expired heartbeats stay this long (so `health` still sees a dead loop), then are pruned.
+HEARTBEAT_KEEP_SECONDS = 7 * 86400.0
+
+
+def host_name() -> str:
+    """This instance's name in heartbeat rows: the host (a container's own hostname)."""
+    return socket.gethostname()
+
+
+class Heartbeat:
+    """One loop's heartbeat row: `beat()` after each round; stale after three intervals."""
+
+    def __init__(self, store: Store, loop: str, interval: float, *, holder: str = "") -> None:
+        self._store = store
+        self.name = f"{HEARTBEAT_PREFIX}{host_name()}:{loop}"
+        self._holder = holder or host_name()
+        self._stale_after = STALE_INTERVALS * interval
+
+    async def beat(self) -> None:
+        """Record that the loop is alive; a database error is logged, never raised."""
+        try:
+            await self._store.beat(self.name, self._holder, self._stale_after)
+        except Exception as exc:  # the loop goes on; a heartbeat that cannot be written goes stale
+            log.warning("%s: heartbeat not recorded: %s", self.name, type(exc).__name__)
+
+    async def forget(self) -> None:
+        """Remove the row on a clean stop (a stopped loop is not a dead one)."""
+        try:
+            await self._store.release_lock(self.name, self._holder)
+        except Exception as exc:
+            log.warning("%s: heartbeat not removed: %s", self.name, type(exc).__name__)
 
 
 def describe_url(url: str) -> str:
@@ -59,17 +108,52 @@ async def _let_sqlite_workers_finish(before: set[threading.Thread], limit: float
         await asyncio.to_thread(thread.join, limit)
 
 
-async def check_database(url: str, *, answer_within: float = DEFAULT_TIMEOUT) -> str | None:
-    """Run `SELECT 1` on `url`; None when it answered within the limit, else a one-line reason."""
+async def stale_loops(connection: AsyncConnection, host: str) -> list[str] | None:
+    """This host's loops whose heartbeat expired (database clock); None: no heartbeat table."""
+    prefix = f"{HEARTBEAT_PREFIX}{host}:"
+    if connection.dialect.name == "postgresql":
+        db_now: sa.ColumnElement[datetime] = sa.func.now()
+    else:  # SQLite is a file on this host: its clock is the database's
+        db_now = sa.literal(datetime.now(UTC), UtcDateTime)
+    query = sa.select(locks.c.name, locks.c.expires_at <= db_now).where(
+        locks.c.name.startswith(prefix, autoescape=True)
+    )
+    try:
+        rows = (await connection.execute(query)).all()
+    except DBAPIError as exc:
+        if "locks" in str(exc).lower():  # a database `run` has never migrated: nothing beats
+            return None
+        raise
+    return sorted(str(name)[len(prefix) :] for name, stale in rows if stale)
+
+
+async def check_database(
+    url: str,
+    *,
+    answer_within: float = DEFAULT_TIMEOUT,
+    host: str | None = None,
+    schema: str | None = None,
+) -> str | None:
+    """`SELECT 1` on `url`, then this host's heartbeats; None when healthy, else one line."""
     workers = _sqlite_workers()
     try:
         # NullPool: a probe must not keep a connection open between runs.
-        engine = create_async_engine(url, poolclass=NullPool)
+        options: dict[str, object] = {"poolclass": NullPool}
+        if schema is not None:
+            options["connect_args"] = {"server_settings": {"search_path": schema}}
+        engine = create_async_engine(url, **options)
     except Exception as exc:  # bad URL, unknown or synchronous driver
         return _reason(exc, url)
     try:
         async with asyncio.timeout(answer_within), engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
+            stale = await stale_loops(connection, host or host_name())
+        if stale:
+            loops = ", ".join(stale)
+            return (
+                f"loop {loops} of {host or host_name()} missed {STALE_INTERVALS} heartbeats "
+                "(dead, hung or failing; see the log)"
+            )
     except TimeoutError:
         return f"no answer within {answer_within:g} s"
     except Exception as exc:  # any driver error means "not healthy"; the reason says which
@@ -80,12 +164,24 @@ async def check_database(url: str, *, answer_within: float = DEFAULT_TIMEOUT) ->
     return None
 
 
-async def health(settings: Settings, *, answer_within: float = DEFAULT_TIMEOUT) -> int:
-    """Exit status of `aiinfra-digest health`: 0 when the database answers, else 1; one line."""
+async def health(
+    settings: Settings,
+    *,
+    answer_within: float = DEFAULT_TIMEOUT,
+    host: str | None = None,
+    schema: str | None = None,
+) -> int:
+    """Exit status of `aiinfra-digest health`: 0 when the database answers and this host's loops
+    beat, else 1; one line. `schema`: PostgreSQL search path (tests)."""
     where = describe_url(settings.database_url)
-    reason = await check_database(settings.database_url, answer_within=answer_within)
+    reason = await check_database(
+        settings.database_url, answer_within=answer_within, host=host, schema=schema
+    )
     if reason is None:
-        print(f"healthy: database {where} answers", file=sys.stdout)
+        print(
+            f"healthy: database {where} answers; loops of {host or host_name()} beat",
+            file=sys.stdout,
+        )
         return 0
     print(f"unhealthy: database {where}: {reason}", file=sys.stderr)
     return 1

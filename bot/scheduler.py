@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from bot.delivery import DigestSource, FanOutResult, MarkdownFor, fan_out
+from bot.health import HEARTBEAT_KEEP_SECONDS, HEARTBEAT_PREFIX, Heartbeat
 from bot.platforms.base import Sender
 from bot.settings import Settings, parse_hhmm
 from bot.store import DAILY, FAILED, PENDING, SENDING, SENT, WEEKLY, Chat, Store, utcnow
@@ -40,6 +42,11 @@ log = logging.getLogger(__name__)
 # After downtime, the days before the current one still posted late (补发), oldest first; unsent
 # deliveries of older days are marked skipped (shown by `status`).
 LATE_DAYS = 3
+# A tick still working (a long generation) keeps the heartbeat going this long, no longer: a
+# tick hung for hours turns `health` red.
+BUSY_LIMIT_SECONDS = 2 * 3600.0
+# Expired lock rows (finished generations, instances gone) are deleted this often.
+PRUNE_LOCKS_SECONDS = 600.0
 
 
 def late_preface(day: date) -> str:
@@ -159,7 +166,7 @@ class Scheduler:
         worker: str | None = None,
         interval: float = 30.0,
         generation_retry: timedelta = timedelta(minutes=10),
-        stop_grace: float = 20.0,
+        stop_grace: float = 3.0,
         fan_out_options: Mapping[str, object] | None = None,
         llm: LLMClient | None = None,
         cache: KeyValueCache | None = None,
@@ -403,25 +410,69 @@ class Scheduler:
             log.info("pruned %d old cache entries", removed)
 
     async def run(self, stop_event: asyncio.Event) -> None:
-        """Tick until `stop_event` is set; a fan-out in progress finishes its sends first."""
+        """Tick until `stop_event` is set; a fan-out in progress finishes its sends first.
+
+        Each round beats the `scheduler` heartbeat (see bot.health), also while a long tick is
+        still working, up to BUSY_LIMIT_SECONDS; expired lock rows are pruned every ten minutes.
+        """
         log.info("scheduler %s started", self._worker)
-        while not stop_event.is_set():
-            tick = asyncio.create_task(self.tick(self._clock(), stop=stop_event))
-            stopping = asyncio.create_task(stop_event.wait())
-            await asyncio.wait({tick, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        heartbeat = Heartbeat(self._store, "scheduler", self._interval, holder=self._worker)
+        pruned_at = float("-inf")
+        try:
+            while not stop_event.is_set():
+                await heartbeat.beat()
+                if time.monotonic() - pruned_at >= PRUNE_LOCKS_SECONDS:
+                    pruned_at = time.monotonic()
+                    await self._prune_locks()
+                tick = asyncio.create_task(self.tick(self._clock(), stop=stop_event))
+                await self._await_tick(tick, stop_event, heartbeat)
+                if tick.done() and not tick.cancelled() and tick.exception() is not None:
+                    log.error("scheduler tick failed", exc_info=tick.exception())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop_event.wait(), timeout=self._interval)
+        finally:
+            if stop_event.is_set():
+                await heartbeat.forget()  # stopped, not dead
+        log.info("scheduler %s stopped", self._worker)
+
+    async def _await_tick(
+        self, tick: asyncio.Task[TickResult], stop_event: asyncio.Event, heartbeat: Heartbeat
+    ) -> None:
+        """Wait for `tick`, beating while it works; on stop, a short grace, then cancel it."""
+        started = time.monotonic()
+        stopping = asyncio.create_task(stop_event.wait())
+        try:
+            while not tick.done() and not stop_event.is_set():
+                await asyncio.wait(
+                    {tick, stopping}, timeout=self._interval, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not tick.done() and time.monotonic() - started < BUSY_LIMIT_SECONDS:
+                    await heartbeat.beat()
             if not tick.done():
                 # Fan-out stops claiming once `stop_event` is set; generation may take minutes,
-                # so it gets a grace period and then cancels (its lock expires for others).
+                # so it gets a short grace and then cancels (its lock expires for others), so
+                # `run` ends within seconds of SIGTERM.
                 done, _ = await asyncio.wait({tick}, timeout=self._stop_grace)
                 if not done:
                     tick.cancel()
                     await asyncio.gather(tick, return_exceptions=True)
+        finally:
             stopping.cancel()
-            if tick.done() and not tick.cancelled() and tick.exception() is not None:
-                log.error("scheduler tick failed", exc_info=tick.exception())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop_event.wait(), timeout=self._interval)
-        log.info("scheduler %s stopped", self._worker)
+            if not tick.done():  # we were cancelled ourselves: take the tick down with us
+                tick.cancel()
+                await asyncio.gather(tick, return_exceptions=True)
+
+    async def _prune_locks(self) -> None:
+        """Delete expired lock rows (heartbeats only long after they went stale)."""
+        try:
+            removed = await self._store.prune_locks(
+                keep_prefix=HEARTBEAT_PREFIX, keep_seconds=HEARTBEAT_KEEP_SECONDS
+            )
+        except Exception as exc:  # housekeeping; the next round tries again
+            log.warning("pruning expired locks failed: %s", type(exc).__name__)
+            return
+        if removed:
+            log.info("pruned %d expired lock rows", removed)
 
 
 def _added(total: FanOutResult, more: FanOutResult) -> FanOutResult:

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     # Generating a day that is not archived yet, on demand: per chat (operators exempt) and overall.
     on_demand_per_chat_day: int = Field(default=10, ge=1, le=1000)
     on_demand_per_hour: int = Field(default=30, ge=1, le=10000)
+    # How long `post` holds a chat's delivery before another worker may take it over; a rerun
+    # after a killed `post` waits at most this long (plus a margin) for the dead one's claims.
+    delivery_lease_seconds: float = Field(default=120.0, ge=1, le=3600)
 
     @field_validator(
         "digest_models", "digest_repos", "admin_user_ids", "digest_exclude_authors", mode="before"

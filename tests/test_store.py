@@ -42,10 +42,16 @@ async def subscribe(
 
 
 async def claim(
-    store: Store, worker: str, now: datetime | None = None, *, limit: int = 10
+    store: Store, worker: str, now: datetime | None = None, *, limit: int = 10, lease: float = 60
 ) -> list[DeliveryClaim]:
     return await store.claim_deliveries(
-        DAY, platform=None, worker=worker, limit=limit, lease_seconds=60, due_before=None, now=now
+        DAY,
+        platform=None,
+        worker=worker,
+        limit=limit,
+        lease_seconds=lease,
+        due_before=None,
+        now=now,
     )
 
 
@@ -248,10 +254,9 @@ async def test_an_expired_lease_is_claimed_again_and_the_old_holder_cannot_mark(
     store: Store,
 ) -> None:
     await store.ensure_deliveries(DAY, [await subscribe(store, "1")])
-    (crashed,) = await claim(store, "a", T0)
+    (crashed,) = await claim(store, "a", T0, lease=0)  # a lease that has run out already
     assert crashed.attempts == 1
-    assert await claim(store, "b", T0 + timedelta(seconds=30)) == []
-    (taken,) = await claim(store, "b", T0 + timedelta(seconds=61))
+    (taken,) = await claim(store, "b", T0)
     assert taken.attempts == 2 and taken.worker == "b"
     assert not await store.mark_delivered(crashed, ["x"])
     assert not await store.mark_failed(crashed, "late", final=True)
@@ -353,11 +358,51 @@ async def test_cache_get_put_replaces_and_separates_namespaces(store: Store) -> 
 
 
 async def test_a_lock_has_one_holder_until_it_expires(store: Store) -> None:
-    assert await store.try_lock("generate:2026-02-04", "a", 60, now=T0)
-    assert not await store.try_lock("generate:2026-02-04", "b", 60, now=T0)
-    assert await store.try_lock("generate:2026-02-04", "a", 60, now=T0)
-    assert await store.try_lock("generate:2026-02-04", "b", 60, now=T0 + timedelta(seconds=61))
+    assert await store.try_lock("generate:2026-02-04", "a", 60)
+    assert not await store.try_lock("generate:2026-02-04", "b", 60)
+    assert await store.try_lock("generate:2026-02-04", "a", 0)  # renewed, running out at once
+    assert await store.try_lock("generate:2026-02-04", "b", 60)
     await store.release_lock("generate:2026-02-04", "a")  # not a's any more: no effect
-    assert not await store.try_lock("generate:2026-02-04", "a", 60, now=T0 + timedelta(seconds=62))
+    assert not await store.try_lock("generate:2026-02-04", "a", 60)
     await store.release_lock("generate:2026-02-04", "b")
-    assert await store.try_lock("generate:2026-02-04", "a", 60, now=T0 + timedelta(seconds=63))
+    assert await store.try_lock("generate:2026-02-04", "a", 60)
+
+
+async def test_a_host_whose_clock_runs_ahead_cannot_steal_a_live_lock(store: Store) -> None:
+    assert await store.try_lock("generate:2026-02-04", "a", 60, now=T0)  # a's clock is behind
+    fast = datetime.now(UTC) + timedelta(hours=2)  # b's clock is two hours ahead
+    assert not await store.try_lock("generate:2026-02-04", "b", 60, now=fast)
+    assert await store.try_lock("generate:2026-02-04", "a", 60, now=T0)
+
+
+async def test_a_host_whose_clock_runs_ahead_cannot_take_a_live_delivery_lease(
+    store: Store,
+) -> None:
+    await store.ensure_deliveries(DAY, [await subscribe(store, "1")])
+    (live,) = await claim(store, "a", T0)
+    assert await claim(store, "b", datetime.now(UTC) + timedelta(hours=2)) == []
+    assert await store.mark_delivered(live, ["m1"])
+    assert await store.delivery_status("telegram", "1", DAY) == "sent"
+
+
+async def test_expired_locks_are_pruned_and_stale_heartbeats_kept_a_while(store: Store) -> None:
+    assert await store.try_lock("generate:2026-02-03", "a", 0)  # expired
+    assert await store.try_lock("generate:2026-02-04", "a", 60)  # live
+    await store.beat("heartbeat:host:scheduler", "a", 0)  # stale at once
+    assert await store.prune_locks(keep_prefix="heartbeat:", keep_seconds=3600) == 1
+    assert await store.lock_names() == ["generate:2026-02-04", "heartbeat:host:scheduler"]
+    assert await store.prune_locks(keep_prefix="heartbeat:", keep_seconds=0) == 1
+    assert await store.lock_names() == ["generate:2026-02-04"]
+
+
+async def test_unfinished_deliveries_count_and_say_when_the_last_live_lease_runs_out(
+    store: Store,
+) -> None:
+    await store.ensure_deliveries(DAY, [await subscribe(store, "1"), await subscribe(store, "2")])
+    assert await store.unfinished(DAY) == (2, None)  # nothing leased
+    (held,) = await claim(store, "a", T0, limit=1)
+    pending, leased_for = await store.unfinished(DAY)
+    assert pending == 2 and leased_for is not None and 0 < leased_for <= 60
+    assert await store.unfinished(DAY, platforms=["discord"]) == (0, None)
+    assert await store.mark_delivered(held, ["m1"])
+    assert await store.unfinished(DAY) == (1, None)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.settings import parse_hhmm
 from bot.store.engine import make_engine, migrate
 from bot.store.tables import (
+    UtcDateTime,
     alert_chats,
     alerts,
     cache,
@@ -124,7 +125,7 @@ def _chat(row: RowMapping) -> Chat:
     )
 
 
-def _claim(row: RowMapping) -> DeliveryClaim:
+def _claim(row: Mapping[str, Any]) -> DeliveryClaim:
     return DeliveryClaim(
         id=row["id"],
         platform=row["platform"],
@@ -227,6 +228,17 @@ class Store:
     def _insert(self, table: sa.Table) -> Any:
         """INSERT with ON CONFLICT support for the current backend."""
         return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+
+    def _db_now(self, seconds: float = 0.0) -> sa.ColumnElement[datetime]:
+        """The database's clock plus `seconds`: what every lease and lock expiry is compared with.
+
+        PostgreSQL's `now()`; SQLite lives in a file on this host, so the host clock is the
+        database's clock there. A caller's own `now` never decides whether a lease has expired,
+        so an instance whose clock runs ahead cannot take a live lease from another.
+        """
+        if self._dialect == "postgresql":
+            return sa.func.now() + sa.literal(timedelta(seconds=seconds), sa.Interval)
+        return sa.literal(utcnow() + timedelta(seconds=seconds), UtcDateTime)
 
     # -- key-value cache -------------------------------------------------------------------
 
@@ -625,16 +637,17 @@ class Store:
         limit: int,
         lease_seconds: float,
         now: datetime,
-    ) -> list[RowMapping]:
+    ) -> list[dict[str, Any]]:
         """Claim up to `limit` claimable rows of `table` matching `where` for `worker`.
 
-        Claimable: pending ones whose retry time has come, and ones whose lease expired (a
-        crashed worker's). Each claim counts as an attempt. The rows, in id order.
+        Claimable: pending ones whose retry time (`now`, the caller's clock) has come, and ones
+        whose lease expired by the database's clock (a crashed worker's). Each claim counts as
+        an attempt. The rows, in id order, with `lease_until` on the caller's clock.
         """
         c = table.c
         claimable = sa.or_(
             sa.and_(c.status == PENDING, sa.or_(c.retry_at.is_(None), c.retry_at <= now)),
-            sa.and_(c.status == SENDING, c.lease_until <= now),
+            sa.and_(c.status == SENDING, c.lease_until <= self._db_now()),
         )
         query = sa.select(c.id).where(claimable, *where).order_by(c.id).limit(limit)
         if self._dialect == "postgresql":
@@ -650,14 +663,18 @@ class Store:
                 .values(
                     status=SENDING,
                     claimed_by=worker,
-                    lease_until=now + timedelta(seconds=lease_seconds),
+                    lease_until=self._db_now(lease_seconds),
                     attempts=c.attempts + 1,
                     updated_at=now,
                 )
                 .returning(*table.c)
             )
             rows = list((await conn.execute(stmt)).mappings())
-        return sorted(rows, key=lambda row: int(row["id"]))
+        # The holder times its renewals on its own clock; the row keeps the database's expiry.
+        until = now + timedelta(seconds=lease_seconds)
+        return sorted(
+            ({**row, "lease_until": until} for row in rows), key=lambda row: int(row["id"])
+        )
 
     async def _finish_claim(
         self, table: sa.Table, claim: DeliveryClaim | AlertClaim, values: Mapping[str, Any]
@@ -776,7 +793,11 @@ class Store:
         row = await self._finish_claim(table, claim, values)
         if row is None:
             return None
-        return _alert_claim(row, claim.thread_id) if isinstance(claim, AlertClaim) else _claim(row)
+        # The lease is unchanged: keep it on the holder's clock (see `_claim_rows`).
+        held = {**row, "lease_until": claim.lease_until}
+        if isinstance(claim, AlertClaim):
+            return _alert_claim(held, claim.thread_id)
+        return _claim(held)
 
     async def mark_failed(
         self,
@@ -806,10 +827,15 @@ class Store:
     async def renew_claim(
         self, claim: DeliveryClaim, lease_seconds: float, *, now: datetime | None = None
     ) -> DeliveryClaim | None:
-        """Extend this worker's lease; None when the claim was lost (taken over or finished)."""
+        """Extend this worker's lease; None when the claim was lost (taken over or finished).
+
+        The row's lease runs on the database's clock; the claim returned holds `now` (the
+        caller's clock) plus `lease_seconds`, so the caller times its next renewal on its own.
+        """
         lease_until = (now or utcnow()) + timedelta(seconds=lease_seconds)
-        row = await self._finish_claim(deliveries, claim, {"lease_until": lease_until})
-        return None if row is None else _claim(row)
+        values = {"lease_until": self._db_now(lease_seconds)}
+        row = await self._finish_claim(deliveries, claim, values)
+        return None if row is None else _claim({**row, "lease_until": lease_until})
 
     async def delivery_counts(self, day: date, *, kind: str = DAILY) -> dict[str, int]:
         """How many deliveries (of `kind`) of `day` are in each status."""
@@ -895,20 +921,41 @@ class Store:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
+    async def unfinished(
+        self, day: date, *, kind: str = DAILY, platforms: Sequence[str] | None = None
+    ) -> tuple[int, float | None]:
+        """Deliveries of `day` not yet sent nor given up, and seconds until the last live lease
+        among them runs out (database clock; None when none is leased, 0 when all expired)."""
+        c = deliveries.c
+        where = [c.day == day, c.kind == kind, c.status.in_((PENDING, SENDING))]
+        if platforms is not None:
+            where.append(c.platform.in_(list(platforms)))
+        leased = sa.func.max(sa.case((c.status == SENDING, c.lease_until)))
+        query = sa.select(sa.func.count(), leased, self._db_now()).where(*where)
+        async with self._read() as conn:
+            count, until, db_now = (await conn.execute(query)).one()
+        until, db_now = _aware(until), _aware(db_now)
+        if until is None or db_now is None:
+            return int(count or 0), None
+        return int(count or 0), max(0.0, (until - db_now).total_seconds())
+
     # -- leases on named jobs (one instance generates a day) --------------------------------
 
     async def try_lock(
         self, name: str, holder: str, ttl_seconds: float, *, now: datetime | None = None
     ) -> bool:
-        """Take (or renew) the named lock for `ttl_seconds`; False while another holds it."""
-        now = now or utcnow()
+        """Take (or renew) the named lock for `ttl_seconds`; False while another holds it.
+
+        Expiry is the database's clock (`now`, the caller's, is not consulted): a host whose
+        clock runs fast cannot take a lock that is still live.
+        """
         stmt = self._insert(locks).values(
-            name=name, holder=holder, expires_at=now + timedelta(seconds=ttl_seconds)
+            name=name, holder=holder, expires_at=self._db_now(ttl_seconds)
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[locks.c.name],
-            set_={"holder": stmt.excluded.holder, "expires_at": stmt.excluded.expires_at},
-            where=sa.or_(locks.c.expires_at <= now, locks.c.holder == holder),
+            set_={"holder": holder, "expires_at": self._db_now(ttl_seconds)},
+            where=sa.or_(locks.c.expires_at <= self._db_now(), locks.c.holder == holder),
         ).returning(locks.c.holder)
         async with self._write() as conn:
             return (await conn.execute(stmt)).first() is not None
@@ -918,6 +965,48 @@ class Store:
         stmt = sa.delete(locks).where(locks.c.name == name, locks.c.holder == holder)
         async with self._write() as conn:
             await conn.execute(stmt)
+
+    async def live_locks(self, prefix: str) -> int:
+        """How many locks whose name starts with `prefix` have not expired (database clock)."""
+        query = (
+            sa.select(sa.func.count())
+            .select_from(locks)
+            .where(locks.c.name.startswith(prefix, autoescape=True))
+            .where(locks.c.expires_at > self._db_now())
+        )
+        async with self._read() as conn:
+            return int((await conn.execute(query)).scalar() or 0)
+
+    async def beat(self, name: str, holder: str, stale_after: float) -> None:
+        """Record a loop's heartbeat: the row `name` is stale `stale_after` seconds from now."""
+        stmt = self._insert(locks).values(
+            name=name, holder=holder, expires_at=self._db_now(stale_after)
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[locks.c.name],
+            set_={"holder": holder, "expires_at": self._db_now(stale_after)},
+        )
+        async with self._write() as conn:
+            await conn.execute(stmt)
+
+    async def prune_locks(self, *, keep_prefix: str = "", keep_seconds: float = 0.0) -> int:
+        """Delete expired locks; those named `keep_prefix…` only `keep_seconds` after expiry.
+
+        Heartbeats are kept a while after they go stale, so `health` can still see a loop that
+        died; returns how many rows went.
+        """
+        expired = locks.c.expires_at <= self._db_now()
+        if keep_prefix:
+            kept = locks.c.name.startswith(keep_prefix, autoescape=True)
+            long_expired = locks.c.expires_at <= self._db_now(-keep_seconds)
+            expired = sa.and_(expired, sa.or_(sa.not_(kept), long_expired))
+        async with self._write() as conn:
+            return int((await conn.execute(sa.delete(locks).where(expired))).rowcount or 0)
+
+    async def lock_names(self) -> list[str]:
+        """Every lock row's name, live or expired (operators' queries and tests)."""
+        async with self._read() as conn:
+            return sorted(str(n) for n in (await conn.execute(sa.select(locks.c.name))).scalars())
 
     # -- repositories tracked beyond DIGEST_REPOS -------------------------------------------
 
@@ -1401,6 +1490,15 @@ class Store:
             return {str(s): int(n) for s, n in (await conn.execute(query)).all()}
 
 
+def _aware(value: object) -> datetime | None:
+    """A datetime from a query, aware UTC (SQLite may hand back naive values or stored text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def watch_key(word: str) -> str:
     """The case-insensitive identity of a watch word."""
     return " ".join(word.split()).casefold()
@@ -1428,7 +1526,7 @@ def _alert_chat(row: RowMapping) -> AlertChat:
     )
 
 
-def _alert_claim(row: RowMapping, thread_id: str | None = None) -> AlertClaim:
+def _alert_claim(row: Mapping[str, Any], thread_id: str | None = None) -> AlertClaim:
     return AlertClaim(
         id=row["id"],
         platform=row["platform"],
