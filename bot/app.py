@@ -22,6 +22,7 @@ from bot.clients import Clients, open_clients
 from bot.logs import redact
 from bot.pipeline import Pipeline, make_composer
 from bot.platforms.base import Sender
+from bot.platforms.push import PushSender
 from bot.settings import Settings
 from bot.store import Store
 
@@ -124,10 +125,14 @@ async def run(
     from bot.tracking import RepoChecker
 
     if not (
-        settings.telegram_bot_token or settings.discord_bot_token or settings.discord_webhook_url
+        settings.telegram_bot_token
+        or settings.discord_bot_token
+        or settings.discord_webhook_url
+        or settings.notify_urls
     ):
         raise StartupError(
-            "nothing to run: set TELEGRAM_BOT_TOKEN, DISCORD_BOT_TOKEN or DISCORD_WEBHOOK_URL",
+            "nothing to run: set TELEGRAM_BOT_TOKEN, DISCORD_BOT_TOKEN, DISCORD_WEBHOOK_URL "
+            "or NOTIFY_URLS",
             status=2,
         )
     webhook_secret = settings.telegram_webhook_secret
@@ -201,6 +206,9 @@ async def run(
                     stack.push_async_callback(webhook.aclose)
                     await register_webhooks(store, webhook, settings)
                     senders[webhook.platform] = webhook
+            # Push targets (Apprise URLs), always: `targets add` may add one while we run.
+            push = await _push_sender(store, settings)
+            senders[push.platform] = push
             # Every platform's send budget is split between the live instances.
             fleet = Fleet(store, worker, ttl=lease_seconds, on_size=share_budgets(senders))
             background.append(asyncio.create_task(fleet.run(stop)))
@@ -244,6 +252,16 @@ async def run(
     finally:
         await store.close()
     return 0
+
+
+async def _push_sender(store: Store, settings: Settings) -> PushSender:
+    """The push targets' sender (NOTIFY_URLS registered); a bad URL is a StartupError."""
+    from bot.platforms.push import open_push_sender
+
+    try:
+        return await open_push_sender(store, settings)
+    except ValueError as exc:
+        raise StartupError(str(exc), 2) from None
 
 
 def share_budgets(senders: Mapping[str, Sender]) -> Callable[[int], None]:
@@ -295,10 +313,13 @@ async def post(settings: Settings, day: date) -> int:
             if webhook is not None:
                 await register_webhooks(store, webhook, settings)
                 senders[webhook.platform] = webhook
+        push = await _push_sender(store, settings)
+        if push.targets:
+            senders[push.platform] = push
         if not senders:
             raise StartupError(
-                "nothing to post to: set TELEGRAM_BOT_TOKEN, DISCORD_BOT_TOKEN "
-                "or DISCORD_WEBHOOK_URL",
+                "nothing to post to: set TELEGRAM_BOT_TOKEN, DISCORD_BOT_TOKEN, "
+                "DISCORD_WEBHOOK_URL or NOTIFY_URLS",
                 status=2,
             )
         from bot.pipeline import NotReady

@@ -147,7 +147,7 @@ async def send_parts(
     for no stated reason is tried again after each of `retry_pauses` (a lost reply may thus
     deliver that one part twice: Telegram has no idempotency key).
     """
-    parts = sender.render(markdown)
+    parts = sender.render_for(claim.chat_id, markdown)
     ids = list(claim.sent_ids)[: len(parts)]
     target = claim.chat_id
     moved_to: str | None = None
