@@ -73,8 +73,9 @@ async def add_target(
     return target
 
 
-async def list_targets(store: Store, out: TextIO = sys.stdout) -> int:
+async def list_targets(store: Store, out: TextIO | None = None) -> int:
     """Print one line per stored target: id, state, service, time, repositories."""
+    out = out if out is not None else sys.stdout
     rows = await store.push_targets()
     if not rows:
         print("no push targets (add one with 'aiinfra-digest targets add URL')", file=out)

@@ -383,8 +383,12 @@ class PushSender(Sender):
     message_limit: ClassVar[int] = min(cls.message_limit for cls in FAMILIES)
     rate_per_second = 10.0
 
-    def __init__(self, store: Store | None = None) -> None:
+    def __init__(
+        self, store: Store | None = None, *, families: Sequence[AppriseSender] = ()
+    ) -> None:
+        # `families` replaces the default sender of a family (other limits: tests, benchmarks).
         self._families = {cls.family: cls() for cls in FAMILIES}
+        self._families.update({sender.family: sender for sender in families})
         super().__init__(
             gate=PushGate(
                 lambda chat_id: self.family(chat_id).gate,
