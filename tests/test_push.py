@@ -36,7 +36,7 @@ from bot.targets import add_target, list_targets
 from collectors.github import GitHubClient
 from collectors.sample import load_sample
 from summarizer.compose import Composer
-from summarizer.digest import render_markdown
+from summarizer.digest import Digest, render_markdown
 
 DAY = date(2026, 1, 15)  # the bundled sample day
 POST_0900 = datetime(2026, 1, 16, 1, 0, tzinfo=UTC)
@@ -148,6 +148,7 @@ async def test_refused_credentials_deactivate_the_target_and_tell_the_operator(
     assert "credentials refused (401)" in (chat.deactivation_reason or "")
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any(chat_id in line and "no more posts" in line for line in warnings)
+    assert not any("s3cretT0kenValue" in r.getMessage() for r in caplog.records)
     assert not sink.received["/denied/s3cretT0kenValue"]
 
 
@@ -268,3 +269,61 @@ def test_targets_cli_adds_lists_and_refuses_bad_input(
     capsys.readouterr()
     assert main(["targets", "list"]) == 0
     assert "no push targets" in capsys.readouterr().out
+
+
+async def test_post_with_notify_urls_delivers_once_and_a_rerun_sends_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot import app
+    from bot.logs import redact
+
+    async with PushSink() as sink:
+        url = sink.url("json", "team/n0tifySecretPath")
+        settings = Settings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+            digest_timezone="Asia/Shanghai",
+            notify_urls=f"{url}, {sink.url('form', 'other')}",
+        )
+        store = await Store.open(settings.database_url)
+        activity = load_sample()
+        await store.save_digest(
+            await Composer(None, None).compose(activity, settings.digest_repos), activity
+        )
+        await store.close()
+        assert await app.post(settings, DAY) == 0
+        first = capsys.readouterr().out
+        assert await app.post(settings, DAY) == 0
+        second = capsys.readouterr().out
+    assert "sent 2," in first and "sent 0," in second
+    assert sink.messages("team/n0tifySecretPath") and sink.messages("other")
+    assert len(sink.received["/team/n0tifySecretPath"]) == len(
+        OtherSender().render(render_markdown(await _sample_digest(settings)))
+    )
+    # The URL and the credential in it are now hidden wherever logs redact.
+    assert "n0tifySecretPath" not in redact(f"POST {url} failed; path n0tifySecretPath")
+
+
+async def _sample_digest(settings: Settings) -> Digest:
+    return await Composer(None, None).compose(load_sample(), settings.digest_repos)
+
+
+async def test_a_bad_notify_url_is_named_by_position_only(tmp_path: Path) -> None:
+    from bot import app
+
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+        notify_urls="json://127.0.0.1/ok, nosuchservice://s3cretValue99",
+    )
+    with pytest.raises(app.StartupError) as failed:
+        await app.post(settings, DAY)
+    assert failed.value.status == 2 and "URL 2" in str(failed.value)
+    assert "s3cretValue99" not in str(failed.value)
+
+
+async def test_a_target_may_ask_for_the_weekly_roll_up_and_release_alerts(world: World) -> None:
+    target = await add_target(
+        world.store, world.settings, "json://127.0.0.1:9/x", weekly=True, alerts=True
+    )
+    chat = await world.store.get_chat(PLATFORM, target.id)
+    assert chat is not None and chat.weekly
+    assert await world.store.alert_chat(PLATFORM, target.id) is not None
