@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 from fake_push import FakeServices, PushSink
+from pydantic import SecretStr
 from store_backends import BACKENDS, TestDatabase, isolated_database
 
 from bot.cli import main
