@@ -7,8 +7,8 @@
   with a local certificate authority (trustme), reached through a local CONNECT proxy. Apprise
   posts with `requests`, which honours `HTTPS_PROXY` and `REQUESTS_CA_BUNDLE`: `environ()` gives
   both, so nothing in Apprise is patched. Each service checks its message shape and size and
-  its per-bot rate (Feishu 100/min, DingTalk and WeCom 20/min, Slack 1/s per webhook), within a
-  window that may be shortened (`window_scale`) for benchmarks. A message over the limit or the
+  its per-bot rate (Feishu 100/min and 5/s, DingTalk and WeCom 20/min, Slack 1/s), within a
+  per-minute window that may be shortened (`window_scale`). A message over the limit or the
   rate is rejected and counted; the real DingTalk and WeCom answer such errors with an `errcode`
   in an HTTP 200 body, which Apprise does not read, so the stand-in answers 400 or 429 instead,
   so that a rejection can never pass for a delivery.
@@ -39,6 +39,7 @@ HOSTS = (
 # Documented per-bot limits: (messages, seconds) and the largest accepted body part.
 RATES: dict[str, tuple[int, float]] = {
     "feishu": (100, 60.0),
+    "feishu/s": (5, 1.0),
     "dingtalk": (20, 60.0),
     "wecom": (20, 60.0),
     "slack": (1, 1.0),
@@ -191,7 +192,7 @@ class FakeServices:
 
     def _limited(self, service: str, bot: str) -> bool:
         count, seconds = RATES[service]
-        window = seconds * self.window_scale
+        window = seconds * self.window_scale if seconds >= 60 else seconds
         sends = self._sends[(service, bot)]
         now = time.monotonic()
         while sends and sends[0] <= now - window:
@@ -225,7 +226,7 @@ class FakeServices:
             text = payload["content"]["text"]
         else:
             return self._reject("feishu", bot, f"msg_type {kind!r}", 400)
-        if self._limited("feishu", bot):
+        if self._limited("feishu", bot) or self._limited("feishu/s", bot):
             return self._reject("feishu", bot, "rate", 429)
         self._accept(service, bot, payload, len(text.encode("utf-8")))
         return web.json_response({"code": 0, "msg": "success", "data": {}})

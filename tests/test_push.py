@@ -25,6 +25,7 @@ from bot.platforms.push import (
     PLATFORM,
     FeishuSender,
     OtherSender,
+    PushGate,
     PushSender,
     describe_url,
     plain_text,
@@ -331,3 +332,16 @@ async def test_a_target_may_ask_for_the_weekly_roll_up_and_release_alerts(world:
     chat = await world.store.get_chat(PLATFORM, target.id)
     assert chat is not None and chat.weekly
     assert await world.store.alert_chat(PLATFORM, target.id) is not None
+
+
+def test_each_target_is_held_to_its_service_s_per_bot_limit() -> None:
+    gate = PushSender().gate
+    assert isinstance(gate, PushGate)
+    waits = [gate.reserve_target("dingtalk-0123456789") for _ in range(21)]
+    # 20 per minute per DingTalk bot: the 21st message waits for the window to move on...
+    assert max(waits[:20]) == 0.0 and waits[20] > 55.0
+    # ...and holds up no other bot, of that service or another.
+    assert gate.reserve_target("dingtalk-9999999999") == 0.0
+    assert gate.reserve_target("wecom-0123456789") == 0.0
+    first, second = gate.reserve_target("slack-01234567"), gate.reserve_target("slack-01234567")
+    assert second - first >= 1.0  # Slack: one message per second per webhook

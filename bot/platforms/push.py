@@ -18,7 +18,9 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
@@ -34,8 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLATFORM = "push"
-# Waited when a service answers 429: Apprise does not pass Retry-After on, and every limit
-# declared below is per minute or finer.
+# Waited when a service answers 429 (unless a family says less): Apprise does not pass
+# Retry-After on, and every limit declared below is per minute or finer.
 RETRY_AFTER_429 = 60.0
 _STATUS = re.compile(r"error=(\d{3})\b")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
@@ -89,9 +91,22 @@ class AppriseSender(Sender):
     message_limit: ClassVar[int] = 4000
     rate_per_second = 5.0
     chat_rate: ClassVar[tuple[int, float] | None] = None
+    # Share of the limits the gate paces at: the rest absorbs the spread between leaving the gate
+    # and reaching the service (a worker thread, a TLS handshake per call).
+    margin: ClassVar[float] = 0.95
+    # Waited after a 429 (Apprise does not pass Retry-After on): the service's own window.
+    retry_after: ClassVar[float] = RETRY_AFTER_429
 
     def __init__(self, *, gate: RateGate | None = None) -> None:
-        super().__init__(gate=gate)
+        super().__init__(
+            gate=gate
+            or RateGate(
+                self.rate_per_second,
+                self.chat_rate,
+                per_chat_applies=self.paced_per_chat,
+                margin=self.margin,
+            )
+        )
         self._plugins: dict[str, Any] = {}
         self._urls: dict[str, str] = {}
 
@@ -129,7 +144,7 @@ class AppriseSender(Sender):
             )
             raise ChatGone(f"push target {chat_id}: credentials refused ({status})")
         if status == 429:
-            raise RetryLater(RETRY_AFTER_429, f"push target {chat_id} rate limited")
+            raise RetryLater(self.retry_after, f"push target {chat_id} rate limited")
         raise ConnectionError(f"push target {chat_id}: {status or 'no answer'}")
 
     def _plugin(self, chat_id: str, url: str) -> Any:
@@ -161,13 +176,14 @@ class FeishuSender(AppriseSender):
 
     Feishu documents 100 requests per minute and 5 per second for one group bot; a request body
     must stay under 20 KB, so a part is at most 18,000 UTF-8 bytes (the card takes the rest).
+    The gate holds one window per target, so the 5/s is kept for all Feishu targets together.
     """
 
     family = "feishu"
     schemes = ("feishu", "lark")
     in_bytes = True
     message_limit = 18_000
-    rate_per_second = 10.0
+    rate_per_second = 5.0
     chat_rate = (100, 60.0)
 
     def dialect(self, markdown: str) -> str:
@@ -210,6 +226,9 @@ class SlackSender(AppriseSender):
     message_limit = 35_000
     rate_per_second = 10.0
     chat_rate = (1, 1.0)
+    # A 1-second window leaves little room for the time a send takes to reach Slack.
+    margin = 0.8
+    retry_after = 2.0
 
 
 class EmailSender(AppriseSender):
@@ -335,41 +354,66 @@ class PushTarget:
 
 
 class PushGate(RateGate):
-    """The `push` platform's gate: each target waits at its family's gate.
+    """The `push` platform's gate: each target keeps its own window, each family its own rate.
 
-    A 429 from one webhook says nothing about another service's, so the engine's platform-wide
-    `pause` holds nothing here: the sender holds the one target that answered 429 instead.
+    A target first waits for its own window (`chat_rate` of its family: one bot's limit, so a
+    DingTalk bot at its 20 per minute never holds up another bot), then at its family's overall
+    rate. A 429 from one webhook says nothing about another's, so the engine's platform-wide
+    `pause` holds nothing here: the sender holds the one target that answered 429 (`hold`).
     """
 
-    def __init__(
-        self, gates: Callable[[str], RateGate], all_gates: Callable[[], Iterable[RateGate]]
-    ) -> None:
+    def __init__(self, family_of: Callable[[str], AppriseSender]) -> None:
         super().__init__(1.0, None)
-        self._gate_of = gates
-        self._all = all_gates
+        self._family_of = family_of
+        self._rates: dict[str, RateGate] = {}
+        self._windows: dict[str, deque[float]] = defaultdict(deque)
         self._held: dict[str, float] = {}
+        self._instances = 1
+
+    def _rate(self, family: AppriseSender) -> RateGate:
+        gate = self._rates.get(family.family)
+        if gate is None:
+            gate = RateGate(family.rate_per_second, None, margin=family.margin)
+            gate.share(self._instances)
+            self._rates[family.family] = gate
+        return gate
 
     def share(self, instances: int) -> None:
-        """Split every family's budget between the live instances."""
-        for gate in list(getattr(self, "_all", lambda: ())()):
-            gate.share(instances)
+        """Split every family's overall rate between the live instances (a target's is whole)."""
+        self._instances = max(1, instances)
+        for gate in getattr(self, "_rates", {}).values():
+            gate.share(self._instances)
 
     def pause(self, seconds: float) -> None:
         """Nothing platform-wide (see the class): the target itself is held by `hold`."""
 
     def hold(self, chat_id: str, seconds: float) -> None:
         """Hold sends to `chat_id` for `seconds` (it answered 429)."""
-        loop = asyncio.get_running_loop()
-        self._held[chat_id] = max(self._held.get(chat_id, 0.0), loop.time() + seconds)
+        until = time.monotonic() + seconds
+        self._held[chat_id] = max(self._held.get(chat_id, 0.0), until)
+
+    def reserve_target(self, chat_id: str) -> float:
+        """Book the target's next slot within its own window and hold; how long to wait for it."""
+        now = time.monotonic()
+        earliest = max(now, self._held.get(chat_id, 0.0))
+        rate = self._family_of(chat_id).chat_rate
+        if rate is not None:
+            count, seconds = rate
+            span = seconds / self._family_of(chat_id).margin
+            window = self._windows[chat_id]
+            while window and window[0] <= now - span:
+                window.popleft()
+            if len(window) >= count:
+                earliest = max(earliest, window[-count] + span)
+            window.append(earliest)
+        return earliest - now
 
     async def wait(self, chat_id: str) -> None:
-        """Wait for the target's hold to end, then at its family's gate."""
-        until = self._held.pop(chat_id, None)
-        if until is not None:
-            delay = until - asyncio.get_running_loop().time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        await self._gate_of(chat_id).wait(chat_id)
+        """Wait for the target's own window, then at its family's overall rate."""
+        delay = self.reserve_target(chat_id)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await self._rate(self._family_of(chat_id)).wait(chat_id)
 
 
 class PushSender(Sender):
@@ -389,12 +433,7 @@ class PushSender(Sender):
         # `families` replaces the default sender of a family (other limits: tests, benchmarks).
         self._families = {cls.family: cls() for cls in FAMILIES}
         self._families.update({sender.family: sender for sender in families})
-        super().__init__(
-            gate=PushGate(
-                lambda chat_id: self.family(chat_id).gate,
-                lambda: [s.gate for s in self._families.values()],
-            )
-        )
+        super().__init__(gate=PushGate(self.family))
         self._store = store
         self.targets: dict[str, PushTarget] = {}
 
