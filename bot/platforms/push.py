@@ -286,9 +286,23 @@ _BY_SCHEME = {scheme: cls for cls in FAMILIES for scheme in cls.schemes}
 _BY_FAMILY = {cls.family: cls for cls in FAMILIES}
 
 
+# Services' own webhook URLs, which Apprise also accepts as they are.
+_BY_HOST = {
+    "open.feishu.cn": "feishu",
+    "open.larksuite.com": "feishu",
+    "oapi.dingtalk.com": "dingtalk",
+    "qyapi.weixin.qq.com": "wecom",
+    "hooks.slack.com": "slack",
+}
+
+
 def family_of(url: str) -> type[AppriseSender]:
-    """The sender class of an Apprise URL, by its scheme (unknown schemes: `OtherSender`)."""
-    return _BY_SCHEME.get(urlsplit(url.strip()).scheme.lower(), OtherSender)
+    """The sender class of an Apprise URL, by its scheme or a service's own webhook host."""
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    if parts.scheme.lower() in ("http", "https") and host in _BY_HOST:
+        return _BY_FAMILY[_BY_HOST[host]]
+    return _BY_SCHEME.get(parts.scheme.lower(), OtherSender)
 
 
 def check_url(url: str) -> str:
@@ -314,8 +328,9 @@ def describe_url(url: str) -> str:
     """What may be shown of a target URL: scheme, host and a short hash, never the secret."""
     parts = urlsplit(url.strip())
     host = parts.hostname or "?"
-    # A bot token is often the "host" of an Apprise URL (dingtalk://TOKEN): show that only hashed.
-    if len(host) > 24 or (re.fullmatch(r"[A-Za-z0-9_\-]{16,}", host) and "." not in host):
+    # Apprise often puts a token or topic where the host goes (dingtalk://TOKEN, ntfys://TOPIC):
+    # only a domain name is shown.
+    if "." not in host and host != "localhost":
         host = "…"
     digest = hashlib.sha256(url.strip().encode("utf-8")).hexdigest()[:6]
     return f"{parts.scheme}://{host} #{digest}"
@@ -330,6 +345,9 @@ def url_secrets(url: str) -> list[str]:
     for value in candidates:
         if value and len(value) >= 8 and "." not in value:
             found.append(value)
+    host = parts.hostname or ""
+    if len(host) >= 6 and "." not in host:  # a topic or token in the host's place
+        found.append(host)
     if parts.password:
         found.append(parts.password)
     return found
@@ -408,6 +426,17 @@ class PushGate(RateGate):
             window.append(earliest)
         return earliest - now
 
+    def sent(self, chat_id: str) -> None:
+        """The send booked last for `chat_id` is done: count it from now, when it surely arrived.
+
+        A target's window counts each send from when it left the gate; a call that was slow to
+        arrive (a first TLS handshake, a busy worker thread) could then land within one window of
+        the next. Counting from its completion keeps even a 1-per-second limit.
+        """
+        window = self._windows.get(chat_id)
+        if window:
+            window[-1] = max(window[-1], time.monotonic())
+
     async def wait(self, chat_id: str) -> None:
         """Wait for the target's own window, then at its family's overall rate."""
         delay = self.reserve_target(chat_id)
@@ -473,12 +502,14 @@ class PushSender(Sender):
 
                 add_secrets(url_secrets(stored.url))
                 self.add(PushTarget(stored.id, stored.url))
+        assert isinstance(self.gate, PushGate)
         try:
             return await self.family(chat_id).send_part(chat_id, part)
         except RetryLater as exc:
-            assert isinstance(self.gate, PushGate)
             self.gate.hold(chat_id, exc.retry_after)
             raise
+        finally:
+            self.gate.sent(chat_id)
 
 
 class _StatusWatch(logging.Handler):
