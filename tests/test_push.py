@@ -345,3 +345,13 @@ def test_each_target_is_held_to_its_service_s_per_bot_limit() -> None:
     assert gate.reserve_target("wecom-0123456789") == 0.0
     first, second = gate.reserve_target("slack-01234567"), gate.reserve_target("slack-01234567")
     assert second - first >= 1.0  # Slack: one message per second per webhook
+
+
+async def test_targets_test_sends_one_short_message_now(world: World) -> None:
+    from bot.targets import TEST_MESSAGE, test_target
+
+    async with PushSink() as sink:
+        chat_id = await world.target(sink.url("json", "check"))
+        line = await test_target(world.store, chat_id)
+    assert sink.messages("check") == [TEST_MESSAGE]
+    assert line.startswith(f"{chat_id}: test message sent to json://127.0.0.1 #")
