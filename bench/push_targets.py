@@ -1,12 +1,13 @@
 """Push targets: pacing against each service's per-bot limit, and a daily post beside Telegram.
 
 Part 1 sends `--messages` messages (Feishu: at least 120) to one Feishu, DingTalk, WeCom and
-Slack target each, at once, the way the delivery engine sends parts (each waits at the `push` sender's gate, then one
-Apprise call in a worker thread). The stand-ins (tests/fake_push.py: TLS with a local CA behind
-a local CONNECT proxy, reached by Apprise's `requests` through HTTPS_PROXY/REQUESTS_CA_BUNDLE)
-reject anything beyond the documented per-bot limits: Feishu 100/min and 5/s, DingTalk and WeCom
-20/min, Slack 1/s. Prints, per target, the most messages accepted in any minute against the
-limit, the average rate and the rejections (expect 0). Real time: no window is shortened.
+Slack target each, at once, the way the delivery engine sends parts (each waits at the `push`
+sender's gate, then one Apprise call in a worker thread). The stand-ins (tests/fake_push.py:
+TLS with a local CA behind a local CONNECT proxy, reached by Apprise's `requests` through
+HTTPS_PROXY and REQUESTS_CA_BUNDLE) reject anything beyond the documented per-bot limits:
+Feishu 100/min and 5/s, DingTalk and WeCom 20/min, Slack 1/s. Prints, per target, the most
+messages accepted in any second and any minute against the limit, the average rate and the
+rejections (expect 0). Real time: no window is shortened.
 
 Part 2 fans the sample day's digest out through `bot.delivery.fan_out` to `--targets` push
 targets (Feishu, DingTalk, WeCom and Slack bots in turn) and `--chats` Telegram private chats
@@ -179,7 +180,8 @@ async def together(services: FakeServices, targets: int, chats: int) -> None:
     print(f"part 2: the {activity.day} digest to {targets} push targets + {chats} Telegram chats")
     print(f"  wall time {wall:.1f} s; delivered {result.sent} (deliveries {counts})")
     print(
-        f"  push messages {len(pushed)} ({dict(per_service)}); Telegram messages {telegram_messages}"
+        f"  push messages {len(pushed)} ({dict(per_service)}); "
+        f"Telegram messages {telegram_messages}"
     )
     print(
         f"  429s: Telegram {telegram_429}, push {push_429} (expect 0); "
