@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from fake_push import FakeServices, Received  # noqa: E402
+from fake_push import Received, ServicesProcess  # noqa: E402
 from fake_telegram import FakeTelegram  # noqa: E402
 from telegram import Bot  # noqa: E402
 
@@ -79,7 +79,7 @@ def busiest(times: list[float], seconds: float) -> int:
     return best
 
 
-async def pacing(services: FakeServices, messages: int) -> None:
+async def pacing(services: ServicesProcess, messages: int) -> None:
     """Part 1: `messages` to one target per service at once, paced by the gate."""
     sender = PushSender()
     limits = {
@@ -133,14 +133,16 @@ async def pacing(services: FakeServices, messages: int) -> None:
         )
 
 
-async def together(services: FakeServices, targets: int, chats: int) -> None:
+async def together(services: ServicesProcess, targets: int, chats: int) -> None:
     """Part 2: the daily post to `targets` push targets and `chats` Telegram chats at once."""
     settings = Settings()
     activity = load_sample()
     composer = Composer(None, None)
     digest = await composer.compose(activity, settings.digest_repos)
     kinds = ("feishu", "dingtalk", "wecom", "slack")
+    services.snapshot()
     before = len(services.received)
+    rejected_before = len(services.rejected)
     with tempfile.TemporaryDirectory() as tmp:
         store = await Store.open(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
         await store.save_digest(digest, activity)
@@ -174,9 +176,11 @@ async def together(services: FakeServices, targets: int, chats: int) -> None:
         counts = await store.delivery_counts(activity.day)
         await github.aclose()
         await store.close()
+    services.snapshot()
     pushed = services.received[before:]
     per_service = Counter(r.service for r in pushed)
-    push_429 = sum(1 for _s, _b, why in services.rejected if why == "rate")
+    rejected = services.rejected[rejected_before:]
+    push_429 = sum(1 for _s, _b, why in rejected if why == "rate")
     print(f"part 2: the {activity.day} digest to {targets} push targets + {chats} Telegram chats")
     print(f"  wall time {wall:.1f} s; delivered {result.sent} (deliveries {counts})")
     print(
@@ -185,19 +189,18 @@ async def together(services: FakeServices, targets: int, chats: int) -> None:
     )
     print(
         f"  429s: Telegram {telegram_429}, push {push_429} (expect 0); "
-        f"push rejected in all {len(services.rejected)}; errors {result.errors[:3]}"
+        f"push rejected in all {len(rejected)}; errors {result.errors[:3]}"
     )
 
 
 async def main(messages: int, targets: int, chats: int) -> None:
     """Both parts against one set of stand-ins."""
-    with tempfile.TemporaryDirectory() as tmp:
-        async with FakeServices(Path(tmp)) as services:
-            os.environ.update(services.environ())
-            if messages:
-                await pacing(services, messages)
-            if targets or chats:
-                await together(services, targets, chats)
+    with tempfile.TemporaryDirectory() as tmp, ServicesProcess(Path(tmp)) as services:
+        os.environ.update(services.environ())
+        if messages:
+            await pacing(services, messages)
+        if targets or chats:
+            await together(services, targets, chats)
 
 
 if __name__ == "__main__":

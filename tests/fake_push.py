@@ -285,3 +285,58 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     finally:
         with contextlib.suppress(Exception):
             writer.close()
+
+
+class ServicesProcess:
+    """`FakeServices` in a child process with its own event loop (for benchmarks).
+
+    In-process, the stand-ins' TLS handshakes and proxy copying run on the benchmark's own event
+    loop and delay everything else on it, the Telegram stand-in's clock included; the real
+    services are elsewhere. `snapshot()` fetches what the services received and rejected so far.
+    """
+
+    def __init__(self, tmp: Path, *, window_scale: float = 1.0) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve_in_child, args=(child, str(tmp), window_scale), daemon=True
+        )
+        self.received: list[Received] = []
+        self.rejected: list[tuple[str, str, str]] = []
+        self._environ: dict[str, str] = {}
+
+    def __enter__(self) -> ServicesProcess:
+        self._process.start()
+        self._environ = self._conn.recv()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.send("stop")
+        self._process.join(timeout=10)
+
+    def environ(self) -> dict[str, str]:
+        """See `FakeServices.environ`."""
+        return dict(self._environ)
+
+    def snapshot(self) -> None:
+        """Fetch `received` and `rejected` from the child."""
+        self._conn.send("snapshot")
+        self.received, self.rejected = self._conn.recv()
+
+    def of(self, service: str, bot: str | None = None) -> list[Received]:
+        """See `FakeServices.of` (as of the last `snapshot`)."""
+        return [r for r in self.received if r.service == service and (bot is None or r.bot == bot)]
+
+
+def _serve_in_child(conn: Any, tmp: str, window_scale: float) -> None:
+    async def serve() -> None:
+        async with FakeServices(Path(tmp), window_scale=window_scale) as services:
+            conn.send(services.environ())
+            loop = asyncio.get_running_loop()
+            while (command := await loop.run_in_executor(None, conn.recv)) != "stop":
+                if command == "snapshot":
+                    conn.send((services.received, services.rejected))
+
+    asyncio.run(serve())
