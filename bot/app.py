@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack, suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
@@ -22,9 +23,11 @@ from bot.clients import Clients, open_clients
 from bot.logs import redact
 from bot.pipeline import Pipeline, make_composer
 from bot.platforms.base import Sender
-from bot.platforms.push import PushSender
 from bot.settings import Settings
 from bot.store import Store
+
+if TYPE_CHECKING:
+    from bot.platforms.push import PushSender
 
 log = logging.getLogger(__name__)
 

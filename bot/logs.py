@@ -64,7 +64,7 @@ def set_secrets(secrets: Iterable[str | None]) -> Redactor:
 
 def add_secrets(secrets: Iterable[str | None]) -> Redactor:
     """Hide these values too, besides those set before (push target URLs read from the store)."""
-    return set_secrets([*_active.secrets, *secrets])
+    return set_secrets(dict.fromkeys([*_active.secrets, *secrets]))
 
 
 def redact(text: str) -> str:
