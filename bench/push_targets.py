@@ -114,9 +114,8 @@ async def pacing(services: ServicesProcess, messages: int) -> None:
     started = time.monotonic()
     await asyncio.gather(*(send(service, t) for service, t in targets.items()))
     wall = time.monotonic() - started
-    print(
-        f"part 1: {messages} messages to one bot of each service at once ({wall:.0f} s, real time)"
-    )
+    services.snapshot()
+    print(f"part 1: messages to one bot of each service at once {counts} ({wall:.0f} s, real time)")
     for service, rate in limits.items():
         got: list[Received] = services.of(service)
         times = [r.at for r in got]
