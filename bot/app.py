@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack, suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
@@ -25,6 +26,9 @@ from bot.pipeline import Pipeline, make_composer
 from bot.platforms.base import Sender
 from bot.settings import Settings
 from bot.store import Store
+
+if TYPE_CHECKING:
+    from bot.platforms.push import PushSender
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +140,14 @@ async def run(
     from bot.tracking import RepoChecker
 
     if not (
-        settings.telegram_bot_token or settings.discord_bot_token or settings.discord_webhook_url
+        settings.telegram_bot_token
+        or settings.discord_bot_token
+        or settings.discord_webhook_url
+        or settings.notify_urls
     ):
         raise StartupError(
-            "nothing to run: set TELEGRAM_BOT_TOKEN, DISCORD_BOT_TOKEN or DISCORD_WEBHOOK_URL",
+            "nothing to run: set TELEGRAM_BOT_TOKEN, DISCORD_BOT_TOKEN, DISCORD_WEBHOOK_URL "
+            "or NOTIFY_URLS",
             status=2,
         )
     webhook_secret = settings.telegram_webhook_secret
@@ -232,6 +240,9 @@ async def run(
                     )
                     await register_webhooks(store, webhook, settings)
                     senders[webhook.platform] = webhook
+            # Push targets (Apprise URLs), always: `targets add` may add one while we run.
+            push = await _push_sender(store, settings)
+            senders[push.platform] = push
             # Every platform's send budget is split between the live instances.
             fleet = Fleet(store, worker, ttl=lease_seconds, on_size=share_budgets(senders))
             jobs["fleet heartbeat"] = lambda: fleet.run(stop)
@@ -346,6 +357,16 @@ async def _unless_stopped(stop: asyncio.Event, step: Coroutine[object, object, N
     return False
 
 
+async def _push_sender(store: Store, settings: Settings) -> PushSender:
+    """The push targets' sender (NOTIFY_URLS registered); a bad URL is a StartupError."""
+    from bot.platforms.push import open_push_sender
+
+    try:
+        return await open_push_sender(store, settings)
+    except ValueError as exc:
+        raise StartupError(str(exc), 2) from None
+
+
 def share_budgets(senders: Mapping[str, Sender]) -> Callable[[int], None]:
     """What the fleet calls with the number of live instances: each sender paces at 1/N."""
 
@@ -421,10 +442,13 @@ async def post(settings: Settings, day: date, *, rounds: int = 4) -> int:
             if webhook is not None:
                 await register_webhooks(store, webhook, settings)
                 senders[webhook.platform] = webhook
+        push = await _push_sender(store, settings)
+        if push.targets:
+            senders[push.platform] = push
         if not senders:
             raise StartupError(
-                "nothing to post to: set TELEGRAM_BOT_TOKEN, DISCORD_BOT_TOKEN "
-                "or DISCORD_WEBHOOK_URL",
+                "nothing to post to: set TELEGRAM_BOT_TOKEN, DISCORD_BOT_TOKEN, "
+                "DISCORD_WEBHOOK_URL or NOTIFY_URLS",
                 status=2,
             )
         from bot.pipeline import NotReady

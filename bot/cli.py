@@ -85,6 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=2, help="days collected at once (default 2)"
     )
 
+    targets = sub.add_parser("targets", help="push targets by Apprise URL (Feishu, Slack, ...)")
+    actions = targets.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    add = actions.add_parser("add", help="add a target (or change an added one's options)")
+    add.add_argument("url", help="Apprise URL, e.g. dingtalk://TOKEN or slack://T/B/C")
+    add.add_argument(
+        "--repos", help="comma-separated owner/name or short names (default: all tracked)"
+    )
+    add.add_argument("--time", help="local posting time HH:MM (default: DIGEST_POST_TIME)")
+    add.add_argument("--weekly", action="store_true", help="also the Monday roll-up")
+    add.add_argument("--alerts", action="store_true", help="also release alerts")
+    actions.add_parser("list", help="list targets (URLs shown as scheme, host and a hash)")
+    remove = actions.add_parser("remove", help="forget a target and stop posting to it")
+    remove.add_argument("id")
+    test = actions.add_parser("test", help="send a short test message to a target now")
+    test.add_argument("id")
+
     serve = sub.add_parser("serve", help="serve the built archive locally")
     serve.add_argument("-d", "--dir", default="site", help="the built site (default: site)")
     serve.add_argument("--host", default="127.0.0.1")
@@ -310,6 +326,48 @@ def _past_day(flag: str, value: str, settings: Settings) -> date:
     return day
 
 
+async def _cmd_targets(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import open_store
+    from bot.targets import TargetError, add_target, list_targets, remove_target, test_target
+
+    repos = None
+    if args.action == "add" and args.repos:
+        repos = pick_repos([r for r in args.repos.split(",") if r.strip()], settings)
+    store = await open_store(settings, give_up_after=30.0)
+    try:
+        if args.action == "add":
+            target = await add_target(
+                store,
+                settings,
+                args.url,
+                repos=repos,
+                post_time=args.time,
+                weekly=args.weekly,
+                alerts=args.alerts,
+            )
+            print(f"added {target.id} ({target.shown})")
+        elif args.action == "list":
+            await list_targets(store)
+        elif args.action == "remove":
+            await remove_target(store, args.id)
+            print(f"removed {args.id}")
+        else:
+            try:
+                print(await test_target(store, args.id))
+            except TargetError:
+                raise
+            except Exception as exc:
+                from bot.delivery import one_line
+
+                print(f"{args.id}: test message failed: {one_line(exc)}", file=sys.stderr)
+                return 1
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        await store.close()
+    return 0
+
+
 async def _cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     from bot.health import health
 
@@ -327,6 +385,7 @@ COMMANDS = {
     "site": _cmd_site,
     "serve": _cmd_serve,
     "backfill": _cmd_backfill,
+    "targets": _cmd_targets,
 }
 
 

@@ -149,7 +149,7 @@ async def send_parts(
     deliver that one part twice: Telegram has no idempotency key). `to` is the address when
     the chat posts into a forum topic (`chat/topic`, see `bot.store.chat_address`).
     """
-    parts = sender.render(markdown)
+    parts = sender.render_for(claim.chat_id, markdown)
     ids = list(claim.sent_ids)[: len(parts)]
     target = to or claim.chat_id
     moved_to: str | None = None

@@ -29,6 +29,7 @@ __all__ = [
     "JsonFormatter",
     "Redactor",
     "TextFormatter",
+    "add_secrets",
     "log_format_is_json",
     "record_extra",
     "redact",
@@ -48,6 +49,7 @@ NOISY_LOGGERS: tuple[str, ...] = (
     "aiosqlite",
     "apscheduler",
     "alembic",
+    "apprise",
 )
 
 _active = Redactor()
@@ -60,13 +62,18 @@ def set_secrets(secrets: Iterable[str | None]) -> Redactor:
     return _active
 
 
+def add_secrets(secrets: Iterable[str | None]) -> Redactor:
+    """Hide these values too, besides those set before (push target URLs read from the store)."""
+    return set_secrets(dict.fromkeys([*_active.secrets, *secrets]))
+
+
 def redact(text: str) -> str:
     """Hide secrets in `text`: the configured values and well-known token shapes become `***`."""
     return _active(text)
 
 
 def secrets_from_settings(settings: Settings) -> list[str]:
-    """The secret values of a `Settings` (tokens, keys, the Discord webhook URL)."""
+    """The secret values of a `Settings` (tokens, keys, webhook and push target URLs)."""
     names = (
         "github_token",
         "openrouter_api_key",
@@ -80,6 +87,10 @@ def secrets_from_settings(settings: Settings) -> list[str]:
         secret: SecretStr | None = getattr(settings, name)
         if secret is not None:
             found.append(secret.get_secret_value())
+    from bot.platforms.push import url_secrets
+
+    for url in settings.notify_url_list:
+        found.extend(url_secrets(url))
     return found
 
 

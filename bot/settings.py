@@ -44,6 +44,17 @@ def split_commas(value: object) -> object:
     return value
 
 
+_APPRISE_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://\S+$")
+# A comma starts a new URL only before another scheme: Apprise URLs may hold commas themselves.
+_URL_BREAK_RE = re.compile(r"\s*,\s*(?=[A-Za-z][A-Za-z0-9+.\-]*://)")
+
+
+def notify_url_list(value: str) -> list[str]:
+    """A comma-separated list of Apprise URLs, split only where a new URL begins."""
+    text = value.strip().strip(",").strip()
+    return [url.strip() for url in _URL_BREAK_RE.split(text) if url.strip()] if text else []
+
+
 def parse_hhmm(value: str) -> time:
     """Parse `HH:MM` (24-hour clock) or raise ValueError with a short reason."""
     # ASCII digits only: `\d` would also take Arabic-Indic or full-width digits.
@@ -106,6 +117,8 @@ class Settings(BaseSettings):
     discord_bot_token: SecretStr | None = None
     discord_webhook_url: SecretStr | None = None
     admin_user_ids: CommaList = Field(default_factory=list)
+    # Push targets by Apprise URL (Feishu, DingTalk, WeCom, Slack, email, ...), comma-separated.
+    notify_urls: SecretStr | None = None
 
     # Release alerts, and repositories chats may add beyond DIGEST_REPOS.
     release_poll_minutes: float = Field(default=5.0, gt=0, le=1440)
@@ -189,6 +202,24 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://", value):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("notify_urls")
+    @classmethod
+    def _notify_urls(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        for index, url in enumerate(notify_url_list(value.get_secret_value()), 1):
+            if not _APPRISE_URL_RE.match(url):
+                # The URL itself holds credentials: name it by position only.
+                raise ValueError(f"URL {index} is not an Apprise URL (scheme://...)")
+        return value
+
+    @property
+    def notify_url_list(self) -> list[str]:
+        """NOTIFY_URLS as a list of Apprise URLs (empty when unset)."""
+        if self.notify_urls is None:
+            return []
+        return notify_url_list(self.notify_urls.get_secret_value())
 
     @property
     def zone(self) -> ZoneInfo:

@@ -48,3 +48,10 @@ def test_the_fleet_splits_every_platforms_budget_not_only_telegrams() -> None:
     assert spacing(both["discord-webhook"].gate, "x", 2) == pytest.approx([2 / 47.5], abs=1e-3)
     share_budgets(both)(1)
     assert spacing(both["telegram"].gate, "8", 3) == pytest.approx([1 / 28.5] * 2, abs=1e-3)
+
+
+def test_a_group_at_its_limit_waits_alone_and_holds_up_no_other_chat() -> None:
+    gate = senders()["telegram"].gate
+    group = [gate.reserve("-42") for _ in range(21)]
+    assert group[-1] > 60  # the group's 21st message waits for its minute
+    assert gate.reserve("42") < 1  # a private chat right after it does not

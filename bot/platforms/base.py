@@ -72,6 +72,10 @@ class Sender(ABC):
     def render(self, markdown: str) -> Sequence[Any]:
         """The readers' Markdown as this platform's messages, in order, each within the limit."""
 
+    def render_for(self, chat_id: str, markdown: str) -> Sequence[Any]:
+        """`render` for one chat; platforms whose chats differ in limits (push) override it."""
+        return self.render(markdown)
+
     @abstractmethod
     async def send_part(self, chat_id: str, part: Any, *, reply_to: str | None = None) -> str:
         """Send one rendered message to `chat_id`; return its message id."""
@@ -87,7 +91,7 @@ class Sender(ABC):
         """
         ids: list[str] = []
         target = chat_id
-        for index, part in enumerate(self.render(markdown)):
+        for index, part in enumerate(self.render_for(chat_id, markdown)):
             for attempt in range(1, 4):
                 await self.gate.wait(target)
                 try:

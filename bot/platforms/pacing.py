@@ -74,8 +74,11 @@ class RateGate:
                 window.popleft()
             if len(window) >= self._chat_limit:
                 earliest = max(earliest, window[-self._chat_limit] + self._chat_span)
-        slot = max(earliest, self._next)
-        self._next = slot + self._interval
+        # The overall spacing advances by one interval whatever this chat's own wait: a group at
+        # its per-minute limit waits alone and never holds up every other chat of the platform.
+        overall = max(now, self._next)
+        self._next = overall + self._interval
+        slot = max(earliest, overall)
         if window is not None:
             window.append(slot)
         return slot - now

@@ -31,6 +31,7 @@ from bot.store.tables import (
     deliveries,
     digests,
     locks,
+    push_targets,
     release_cursors,
     repo_follows,
     runs,
@@ -42,6 +43,7 @@ from bot.store.types import (
     AlertClaim,
     Chat,
     DeliveryClaim,
+    PushTargetRow,
     RunRecord,
     TrackedRepo,
     WatchChange,
@@ -625,6 +627,49 @@ class Store:
         )
         async with self._read() as conn:
             return {str(p): int(n) for p, n in (await conn.execute(query)).all()}
+
+    # -- push targets (Apprise URLs of the `push` chats) -------------------------------------
+
+    async def add_push_target(self, target_id: str, url: str, *, by: str | None) -> bool:
+        """Store a target's URL; False when it was already stored (nothing changes)."""
+        stmt = (
+            self._insert(push_targets)
+            .values(id=target_id, url=url, added_by=by, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=[push_targets.c.id])
+        )
+        async with self._write() as conn:
+            return bool((await conn.execute(stmt)).rowcount)
+
+    async def push_targets(self) -> list[PushTargetRow]:
+        """Every stored push target, oldest first."""
+        query = sa.select(push_targets).order_by(push_targets.c.created_at, push_targets.c.id)
+        async with self._read() as conn:
+            return [_push_target(row) for row in (await conn.execute(query)).mappings()]
+
+    async def get_push_target(self, target_id: str) -> PushTargetRow | None:
+        """The stored target, or None."""
+        query = sa.select(push_targets).where(push_targets.c.id == target_id)
+        async with self._read() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else _push_target(row)
+
+    async def remove_push_target(self, target_id: str) -> bool:
+        """Forget a target's URL and stop posting to it; False when it was not stored."""
+        async with self._write() as conn:
+            result = await conn.execute(
+                sa.delete(push_targets).where(push_targets.c.id == target_id)
+            )
+            await conn.execute(
+                sa.update(chats)
+                .where(chats.c.platform == "push", chats.c.chat_id == target_id)
+                .values(
+                    active=False,
+                    deactivated_at=utcnow(),
+                    deactivation_reason="removed by the operator",
+                    updated_at=utcnow(),
+                )
+            )
+        return bool(result.rowcount)
 
     # -- leased claims: one protocol for deliveries and release alerts ---------------------
 
@@ -1539,4 +1584,13 @@ def _alert_claim(row: Mapping[str, Any], thread_id: str | None = None) -> AlertC
         lease_until=row["lease_until"],
         sent_ids=_ids(row["message_ids"]),
         thread_id=thread_id,
+    )
+
+
+def _push_target(row: RowMapping) -> PushTargetRow:
+    return PushTargetRow(
+        id=str(row["id"]),
+        url=str(row["url"]),
+        added_by=row["added_by"],
+        created_at=row["created_at"],
     )

@@ -213,3 +213,14 @@ alerts = sa.Table(
     sa.UniqueConstraint("platform", "chat_id", "repo", "tag", name="uq_alerts_chat_release"),
     sa.Index("ix_alerts_status", "status"),
 )
+
+# Push targets (migration 0006): an Apprise URL per chat of platform `push` (chat_id = id).
+# The URL holds the service's credentials: it is shown only as scheme, host and a short hash.
+push_targets = sa.Table(
+    "push_targets",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("added_by", sa.String(128), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)

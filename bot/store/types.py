@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 
@@ -153,3 +153,13 @@ class WatchLimitExceeded(Exception):
         self.current = current
         self.adding = adding
         self.limit = limit
+
+
+@dataclass(frozen=True)
+class PushTargetRow:
+    """A stored push target: the `push` chat id and its Apprise URL (secret: not in repr)."""
+
+    id: str
+    url: str = field(repr=False)
+    added_by: str | None = None
+    created_at: datetime | None = None
