@@ -163,9 +163,9 @@ async def send_parts(
             if held is None:
                 return PartsOutcome("lost", claim, ids, moved_to=moved_to)
             claim = held
-        await sender.gate.wait(target)
         try:
-            message_id = await sender.send_part(target, parts[len(ids)])
+            async with sender.gate.slot(target):
+                message_id = await sender.send_part(target, parts[len(ids)])
         except ChatGone as exc:
             return PartsOutcome("gone", claim, ids, one_line(exc), moved_to=moved_to)
         except ChatMoved as exc:
@@ -425,8 +425,8 @@ class _Broadcast:
             png = await chart.png()
             if png is None:
                 return
-            await self.sender.gate.wait(chat_id)
-            await sender.send_photo(chat_id, png, chart.caption)
+            async with self.sender.gate.slot(chat_id):
+                await sender.send_photo(chat_id, png, chart.caption)
             self.result.photos += 1
         except RetryLater as exc:
             # Flood control covers the whole bot: later digests wait; this picture is skipped.

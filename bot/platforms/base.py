@@ -93,10 +93,10 @@ class Sender(ABC):
         target = chat_id
         for index, part in enumerate(self.render_for(chat_id, markdown)):
             for attempt in range(1, 4):
-                await self.gate.wait(target)
                 try:
                     first = reply_to if index == 0 else None
-                    ids.append(await self.send_part(target, part, reply_to=first))
+                    async with self.gate.slot(target):
+                        ids.append(await self.send_part(target, part, reply_to=first))
                     break
                 except RetryLater as exc:
                     self.gate.pause(exc.retry_after)

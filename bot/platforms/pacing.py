@@ -12,7 +12,8 @@ import asyncio
 import math
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 
 class RateGate:
@@ -45,6 +46,7 @@ class RateGate:
         self._clock = clock
         self._next = 0.0
         self._sent: deque[float] = deque()
+        self._in_flight = 0
         self._admission = asyncio.Lock()
         self._groups: dict[str, deque[float]] = defaultdict(deque)
 
@@ -93,25 +95,52 @@ class RateGate:
         for key in idle:
             del self._groups[key]
 
-    def admit(self) -> float:
-        """Log a send going out now and return 0, or return how long until one may."""
+    def admit(self, *, in_flight: bool = False) -> float:
+        """Log a send going out now and return 0, or return how long until one may.
+
+        `in_flight`: the send counts as happening *now* until `finished()` logs its end, since
+        the server may see it at any moment before its answer arrives.
+        """
         now = self._clock()
         while self._sent and self._sent[0] <= now - self._span:
             self._sent.popleft()
-        if len(self._sent) >= self._cap:
-            return self._sent[0] + self._span - now
-        self._sent.append(now)
+        if len(self._sent) + self._in_flight >= self._cap:
+            # Wait for the oldest logged send to age out, or poll while only in-flight ones fill.
+            return self._sent[0] + self._span - now if self._sent else 0.01
+        if in_flight:
+            self._in_flight += 1
+        else:
+            self._sent.append(now)
         return 0.0
 
-    async def wait(self, chat_id: str) -> None:
-        """Sleep until this send may go out."""
+    def finished(self) -> None:
+        """An in-flight send got its answer (or failed): log it at this moment."""
+        self._in_flight = max(0, self._in_flight - 1)
+        self._sent.append(self._clock())
+
+    async def wait(self, chat_id: str, *, in_flight: bool = False) -> None:
+        """Sleep until this send may go out (see `admit` for `in_flight`)."""
         delay = self.reserve(chat_id)
         if delay > 0:
             await asyncio.sleep(delay)
         # One waiter at a time (FIFO), so the slot a wait frees up is the waiter's own.
         async with self._admission:
-            while (delay := self.admit()) > 0:  # noqa: ASYNC110 - waiting on the clock
+            while (delay := self.admit(in_flight=in_flight)) > 0:  # noqa: ASYNC110 - the clock
                 await asyncio.sleep(delay)
+
+    @asynccontextmanager
+    async def slot(self, chat_id: str) -> AsyncIterator[None]:
+        """Wait for a send's turn; the send counts until it is answered.
+
+        A send's arrival at the server lies between its start and its answer, so counting it
+        until the answer means no one-second window at the server ever holds more than the cap,
+        however a stall (a database write, a GC pause) shifts requests in flight.
+        """
+        await self.wait(chat_id, in_flight=True)
+        try:
+            yield
+        finally:
+            self.finished()
 
     def pause(self, seconds: float) -> None:
         """Hold all sends for `seconds` (the platform said so with a 429)."""

@@ -20,7 +20,8 @@ import re
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
@@ -437,12 +438,21 @@ class PushGate(RateGate):
         if window:
             window[-1] = max(window[-1], time.monotonic())
 
-    async def wait(self, chat_id: str) -> None:
+    async def wait(self, chat_id: str, *, in_flight: bool = False) -> None:
         """Wait for the target's own window, then at its family's overall rate."""
         delay = self.reserve_target(chat_id)
         if delay > 0:
             await asyncio.sleep(delay)
-        await self._rate(self._family_of(chat_id)).wait(chat_id)
+        await self._rate(self._family_of(chat_id)).wait(chat_id, in_flight=in_flight)
+
+    @asynccontextmanager
+    async def slot(self, chat_id: str) -> AsyncIterator[None]:
+        """The target's window, then its family's gate, counting the send until it is answered."""
+        delay = self.reserve_target(chat_id)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        async with self._rate(self._family_of(chat_id)).slot(chat_id):
+            yield
 
 
 class PushSender(Sender):
