@@ -218,6 +218,12 @@ class GitHubClient:
         if immutable and cached is not None:
             self.stats.cache_hits += 1
             return Page(cached["data"], parse_links(cached["link"]).get("next"))
+        page: Page = await self._retried(self._attempt, url, cached, follow_redirects)
+        return page
+
+    async def _retried(self, attempt: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """The one retry policy of REST and GraphQL calls: retryable failures with backoff or
+        the server's wait, up to `max_attempts`, then one GitHubError."""
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_Retryable),
             stop=stop_after_attempt(self._max_attempts),
@@ -227,10 +233,9 @@ class GitHubClient:
             reraise=True,
         )
         try:
-            page: Page = await retrying(self._attempt, url, cached, follow_redirects)
+            return await retrying(attempt, *args)
         except _Retryable as exc:
             raise GitHubError(f"{exc} (gave up after {self._max_attempts} attempts)") from None
-        return page
 
     async def paginate(
         self,
@@ -285,18 +290,7 @@ class GitHubClient:
             if stored is not None:
                 self.stats.cache_hits += 1
                 return stored
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(_Retryable),
-            stop=stop_after_attempt(self._max_attempts),
-            wait=self._wait,
-            sleep=self._slept,
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        try:
-            data: dict[str, Any] = await retrying(self._graphql_attempt, query, variables)
-        except _Retryable as exc:
-            raise GitHubError(f"{exc} (gave up after {self._max_attempts} attempts)") from None
+        data: dict[str, Any] = await self._retried(self._graphql_attempt, query, variables)
         if self._cache is not None:
             entry = {"fetched_at": self._clock(), "data": data}
             await self._cache.put(ETAG_NAMESPACE, key, json.dumps(entry))
